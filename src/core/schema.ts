@@ -1,0 +1,270 @@
+/**
+ * Transaction schema v1: the wire contract between the collector (or any real payment
+ * source) and the processor. JSON on the wire, one object per Kafka record, key = account_id.
+ *
+ * The validator sits on the hot path (every record), so it is compiled once with Ajv and
+ * the checks JSON Schema cannot express (Luhn, exact cents, a real timestamp) are written
+ * as tight loops that allocate nothing.
+ */
+import { Ajv } from "ajv";
+
+export const SCHEMA_MAJOR = 1;
+export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
+
+/** What travels on the wire. `amount` may be a decimal string ("12.34") or a number. */
+export interface TransactionWireV1 {
+  schema_version: number;
+  transaction_id: string;
+  account_id: string;
+  card_number: string;
+  cardholder_name: string;
+  email: string;
+  ip_address: string;
+  device_id: string;
+  amount: string | number;
+  currency: string;
+  merchant_id: string;
+  merchant_category: string;
+  country: string;
+  city: string;
+  lat: number;
+  lon: number;
+  event_time: string;
+}
+
+/** A validated transaction with the derived fields the processor works on. */
+export interface Transaction extends TransactionWireV1 {
+  /** Amount in minor units (cents): integer, so window sums never drift. */
+  amountMinor: number;
+  /** event_time as epoch milliseconds. */
+  eventTimeMs: number;
+}
+
+export const transactionJsonSchemaV1 = {
+  $id: "https://paystream.dev/schemas/transaction/v1.json",
+  title: "Payment transaction, schema v1",
+  type: "object",
+  required: [
+    "schema_version",
+    "transaction_id",
+    "account_id",
+    "card_number",
+    "cardholder_name",
+    "email",
+    "ip_address",
+    "device_id",
+    "amount",
+    "currency",
+    "merchant_id",
+    "merchant_category",
+    "country",
+    "city",
+    "lat",
+    "lon",
+    "event_time",
+  ],
+  properties: {
+    schema_version: { type: "integer" },
+    transaction_id: { type: "string", minLength: 1, maxLength: 64 },
+    account_id: { type: "string", minLength: 1, maxLength: 64 },
+    card_number: { type: "string", pattern: "^[0-9]{12,19}$" },
+    cardholder_name: { type: "string", maxLength: 200 },
+    email: { type: "string", maxLength: 254 },
+    ip_address: { type: "string", maxLength: 45 },
+    device_id: { type: "string", maxLength: 128 },
+    amount: { type: ["string", "number"] },
+    currency: { type: "string", pattern: "^[A-Z]{3}$" },
+    merchant_id: { type: "string", minLength: 1, maxLength: 64 },
+    merchant_category: { type: "string", pattern: "^[0-9]{4}$" },
+    country: { type: "string", pattern: "^[A-Z]{2}$" },
+    city: { type: "string", maxLength: 100 },
+    lat: { type: "number", minimum: -90, maximum: 90 },
+    lon: { type: "number", minimum: -180, maximum: 180 },
+    event_time: { type: "string", minLength: 20, maxLength: 40 },
+  },
+} as const;
+
+/** Machine-readable reasons a record is rejected. Stable: they are DLQ fields and metric labels. */
+export const DlqReasons = {
+  oversized: "oversized",
+  badJson: "bad_json",
+  notObject: "not_object",
+  unsupportedSchemaVersion: "unsupported_schema_version",
+  schemaViolation: "schema_violation",
+  luhnInvalid: "luhn_invalid",
+  nonPositiveAmount: "non_positive_amount",
+  badAmount: "bad_amount",
+  badEventTime: "bad_event_time",
+} as const;
+export type DlqReason = (typeof DlqReasons)[keyof typeof DlqReasons];
+
+export type DecodeResult = { ok: true; tx: Transaction } | { ok: false; reason: DlqReason; detail: string };
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateShape = ajv.compile<TransactionWireV1>(transactionJsonSchemaV1);
+
+/** Luhn check over an ASCII digit string, no allocation. */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  let double = false;
+  for (let i = digits.length - 1; i >= 0; i--) {
+    let d = digits.charCodeAt(i) - 48;
+    if (d < 0 || d > 9) return false;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return digits.length > 0 && sum % 10 === 0;
+}
+
+/** Computes the Luhn check digit to append to `partial` (used by generators and tests). */
+export function luhnCheckDigit(partial: string): number {
+  let sum = 0;
+  let double = true;
+  for (let i = partial.length - 1; i >= 0; i--) {
+    let d = partial.charCodeAt(i) - 48;
+    if (double) {
+      d *= 2;
+      if (d > 9) d -= 9;
+    }
+    sum += d;
+    double = !double;
+  }
+  return (10 - (sum % 10)) % 10;
+}
+
+/**
+ * Parses an amount into integer minor units (cents). Accepts "12", "12.3", "12.34" and
+ * numbers with at most two decimals; anything else returns NaN. No float arithmetic on the
+ * string path, so "0.29" is exactly 29.
+ */
+export function parseAmountMinor(amount: string | number): number {
+  if (typeof amount === "number") {
+    if (!Number.isFinite(amount)) return Number.NaN;
+    const cents = Math.round(amount * 100);
+    // Reject values that need more than two decimals (e.g. 1.005) instead of rounding money.
+    if (Math.abs(cents - amount * 100) > 1e-6 * Math.max(1, Math.abs(amount))) return Number.NaN;
+    return cents;
+  }
+  const n = amount.length;
+  if (n === 0 || n > 20) return Number.NaN;
+  let i = 0;
+  let negative = false;
+  if (amount.charCodeAt(0) === 45 /* - */) {
+    negative = true;
+    i = 1;
+  }
+  let whole = 0;
+  let wholeDigits = 0;
+  for (; i < n; i++) {
+    const c = amount.charCodeAt(i);
+    if (c === 46 /* . */) break;
+    if (c < 48 || c > 57) return Number.NaN;
+    whole = whole * 10 + (c - 48);
+    wholeDigits++;
+  }
+  if (wholeDigits === 0) return Number.NaN;
+  let frac = 0;
+  if (i < n) {
+    const fracDigits = n - i - 1;
+    if (fracDigits < 1 || fracDigits > 2) return Number.NaN;
+    for (let j = i + 1; j < n; j++) {
+      const c = amount.charCodeAt(j);
+      if (c < 48 || c > 57) return Number.NaN;
+      frac = frac * 10 + (c - 48);
+    }
+    if (fracDigits === 1) frac *= 10;
+  }
+  const cents = whole * 100 + frac;
+  if (!Number.isSafeInteger(cents)) return Number.NaN;
+  return negative ? -cents : cents;
+}
+
+/** Formats minor units back to a decimal string ("1234" -> "12.34"). */
+export function formatMinor(minor: number): string {
+  const sign = minor < 0 ? "-" : "";
+  const abs = Math.abs(minor);
+  const cents = abs % 100;
+  return `${sign}${(abs - cents) / 100}.${cents < 10 ? "0" : ""}${cents}`;
+}
+
+// RFC 3339 with an explicit offset (Z or ±hh:mm). Date.parse alone accepts too much.
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
+
+function describeAjvError(): string {
+  const e = validateShape.errors?.[0];
+  if (!e) return "schema violation";
+  if (e.keyword === "required")
+    return `missing field ${(e.params as { missingProperty: string }).missingProperty}`;
+  const field = e.instancePath.replace(/^\//, "") || "(root)";
+  return `${field} ${e.message ?? "is invalid"}`;
+}
+
+/**
+ * Decodes and validates one record value. Never throws: every failure becomes a
+ * machine-readable reason plus a human detail, destined for the DLQ.
+ */
+export function decodeTransaction(
+  value: Uint8Array | string,
+  maxBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): DecodeResult {
+  const size = typeof value === "string" ? Buffer.byteLength(value) : value.byteLength;
+  if (size > maxBytes) {
+    return { ok: false, reason: DlqReasons.oversized, detail: `message is ${size} bytes, limit ${maxBytes}` };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(typeof value === "string" ? value : Buffer.from(value).toString("utf8"));
+  } catch (err) {
+    return { ok: false, reason: DlqReasons.badJson, detail: (err as Error).message };
+  }
+  return validateTransaction(parsed);
+}
+
+/** Validates an already-parsed value (the collector uses this to self-check its output). */
+export function validateTransaction(parsed: unknown): DecodeResult {
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, reason: DlqReasons.notObject, detail: "message is not a JSON object" };
+  }
+  const version = (parsed as { schema_version?: unknown }).schema_version;
+  if (typeof version === "number" && Math.trunc(version) !== SCHEMA_MAJOR) {
+    return {
+      ok: false,
+      reason: DlqReasons.unsupportedSchemaVersion,
+      detail: `schema_version ${version} is not supported (expected ${SCHEMA_MAJOR})`,
+    };
+  }
+  if (!validateShape(parsed)) {
+    return { ok: false, reason: DlqReasons.schemaViolation, detail: describeAjvError() };
+  }
+  const wire = parsed;
+  if (!luhnValid(wire.card_number)) {
+    return { ok: false, reason: DlqReasons.luhnInvalid, detail: "card_number fails the Luhn check" };
+  }
+  const amountMinor = parseAmountMinor(wire.amount);
+  if (Number.isNaN(amountMinor)) {
+    return {
+      ok: false,
+      reason: DlqReasons.badAmount,
+      detail: "amount is not a decimal with at most 2 places",
+    };
+  }
+  if (amountMinor <= 0) {
+    return { ok: false, reason: DlqReasons.nonPositiveAmount, detail: "amount must be greater than 0" };
+  }
+  const eventTimeMs = RFC3339.test(wire.event_time) ? Date.parse(wire.event_time) : Number.NaN;
+  if (Number.isNaN(eventTimeMs)) {
+    return {
+      ok: false,
+      reason: DlqReasons.badEventTime,
+      detail: "event_time is not RFC 3339 with an offset",
+    };
+  }
+  const tx = wire as Transaction;
+  tx.amountMinor = amountMinor;
+  tx.eventTimeMs = eventTimeMs;
+  return { ok: true, tx };
+}
