@@ -100,7 +100,7 @@ export type DlqReason = (typeof DlqReasons)[keyof typeof DlqReasons];
 
 export type DecodeResult = { ok: true; tx: Transaction } | { ok: false; reason: DlqReason; detail: string };
 
-const ajv = new Ajv({ allErrors: false, strict: true });
+const ajv = new Ajv({ allErrors: false, strict: true, allowUnionTypes: true });
 const validateShape = ajv.compile<TransactionWireV1>(transactionJsonSchemaV1);
 
 /** Luhn check over an ASCII digit string, no allocation. */

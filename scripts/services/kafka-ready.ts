@@ -1,0 +1,21 @@
+// Health probe used by scripts/services.sh: exits 0 only when a metadata request to the
+// broker succeeds (a TCP accept alone does not mean the broker can serve requests).
+import { Admin } from "@platformatic/kafka";
+
+const broker = process.argv[2] ?? "127.0.0.1:9092";
+const admin = new Admin({
+  clientId: "paystream-ready",
+  bootstrapBrokers: [broker],
+  timeout: 3000,
+  retries: 0,
+});
+try {
+  const meta = await admin.metadata({ topics: [] });
+  process.stdout.write(`kafka ready: ${meta.brokers.size} broker(s), cluster ${meta.id}\n`);
+  await admin.close();
+  process.exit(0);
+} catch (err) {
+  process.stderr.write(`kafka not ready at ${broker}: ${(err as Error).message}\n`);
+  await admin.close().catch(() => {});
+  process.exit(1);
+}

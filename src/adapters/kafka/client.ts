@@ -1,0 +1,135 @@
+/**
+ * Kafka adapter: the only module that knows @platformatic/kafka. It turns the library's
+ * errors into ours (with the broker address and what was tried) and holds the tuned
+ * defaults for latency-sensitive consumption.
+ */
+import { Admin, Consumer, type ConsumerOptions, Producer, type ProducerOptions } from "@platformatic/kafka";
+import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
+import { TopicLayout, type TopicName } from "../../core/topics.ts";
+
+export interface KafkaConnection {
+  brokers: string[];
+  clientId: string;
+}
+
+function unreachable(conn: KafkaConnection, err: unknown, what: string): PaystreamError {
+  return new PaystreamError(
+    ErrorCodes.KAFKA_UNREACHABLE,
+    `cannot reach Kafka at ${conn.brokers.join(",")} (${what}): ${(err as Error).message}. ` +
+      "Is the broker running? For local services run: npm run services:up",
+    { cause: err, retriable: true, details: { brokers: conn.brokers, tried: what } },
+  );
+}
+
+export function createAdmin(conn: KafkaConnection): Admin {
+  return new Admin({
+    clientId: `${conn.clientId}-admin`,
+    bootstrapBrokers: conn.brokers,
+    timeout: 5000,
+    retries: 2,
+  });
+}
+
+/** Fails fast with a clear error when no broker answers a metadata request. */
+export async function checkKafka(conn: KafkaConnection): Promise<{ brokers: number; clusterId: string }> {
+  const admin = new Admin({
+    clientId: `${conn.clientId}-probe`,
+    bootstrapBrokers: conn.brokers,
+    timeout: 3000,
+    retries: 1,
+  });
+  try {
+    const meta = await admin.metadata({ topics: [] });
+    return { brokers: meta.brokers.size, clusterId: meta.id };
+  } catch (err) {
+    throw unreachable(conn, err, "metadata request");
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}
+
+/**
+ * Creates the project's topics with their partition counts if they do not exist. Existing
+ * topics are left alone (their partition count is reported, not changed: repartitioning a
+ * keyed topic reshuffles accounts across partitions and must be a deliberate operation).
+ */
+export async function ensureTopics(
+  conn: KafkaConnection,
+  topics: readonly TopicName[] = Object.keys(TopicLayout) as TopicName[],
+  replicas = 1,
+): Promise<Map<string, number>> {
+  const admin = createAdmin(conn);
+  try {
+    let existing: string[];
+    try {
+      existing = await admin.listTopics();
+    } catch (err) {
+      throw unreachable(conn, err, "list topics");
+    }
+    const missing = topics.filter((t) => !existing.includes(t));
+    if (missing.length > 0) {
+      await admin.createTopics({
+        topics: missing.map((t) => ({ topic: t, partitions: TopicLayout[t].partitions, replicas })),
+      });
+    }
+    const meta = await admin.metadata({ topics: [...topics], forceUpdate: true });
+    const counts = new Map<string, number>();
+    for (const t of topics) counts.set(t, meta.topics.get(t)?.partitionsCount ?? 0);
+    return counts;
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}
+
+export type StringProducer = Producer<string, string | Buffer, string, string>;
+
+export function createProducer(
+  conn: KafkaConnection,
+  opts: Partial<ProducerOptions<string, string | Buffer, string, string>> = {},
+): StringProducer {
+  return new Producer<string, string | Buffer, string, string>({
+    clientId: conn.clientId,
+    bootstrapBrokers: conn.brokers,
+    // acks=all + idempotence: a retried send never duplicates a record in the log.
+    acks: -1,
+    idempotent: true,
+    retries: 5,
+    serializers: {
+      key: (k?: string) => (k === undefined ? undefined : Buffer.from(k)),
+      value: (v?: string | Buffer) =>
+        v === undefined ? undefined : typeof v === "string" ? Buffer.from(v) : v,
+      headerKey: (k?: string) => (k === undefined ? undefined : Buffer.from(k)),
+      headerValue: (v?: string) => (v === undefined ? undefined : Buffer.from(v)),
+    },
+    ...opts,
+  });
+}
+
+/** Values stay raw Buffers: the processor decodes (and DLQs) them itself, never the client. */
+export type RawConsumer = Consumer<string, Buffer, string, string>;
+
+export function createConsumer(
+  conn: KafkaConnection,
+  groupId: string,
+  opts: Partial<ConsumerOptions<string, Buffer, string, string>> = {},
+): RawConsumer {
+  return new Consumer<string, Buffer, string, string>({
+    clientId: conn.clientId,
+    bootstrapBrokers: conn.brokers,
+    groupId,
+    // KIP-848 protocol: incremental, broker-driven rebalances (no stop-the-world on join/leave).
+    groupProtocol: "consumer",
+    // Latency over batching: answer a fetch as soon as one byte is there, wait at most 100 ms otherwise.
+    minBytes: 1,
+    maxWaitTime: 100,
+    maxBytes: 8 * 1024 * 1024,
+    autocommit: false,
+    deserializers: {
+      key: (k?: Buffer) => k?.toString(),
+      value: (v?: Buffer) => v ?? Buffer.alloc(0),
+      headerKey: (k?: Buffer) => k?.toString(),
+      headerValue: (v?: Buffer) => v?.toString(),
+    },
+    ...opts,
+  } as ConsumerOptions<string, Buffer, string, string>);
+}

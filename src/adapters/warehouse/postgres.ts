@@ -1,0 +1,25 @@
+/**
+ * PostgreSQL connection pool with errors that name the (password-less) address.
+ */
+import pg from "pg";
+import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
+import { redactUrl } from "../../lib/url.ts";
+
+export type PgPool = pg.Pool;
+
+export async function connectPostgres(url: string, max = 4): Promise<PgPool> {
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on("error", () => {});
+  try {
+    await pool.query("select 1");
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw new PaystreamError(
+      ErrorCodes.WAREHOUSE_UNAVAILABLE,
+      `cannot reach PostgreSQL at ${redactUrl(url)}: ${(err as Error).message}`,
+      { cause: err, retriable: true, details: { url: redactUrl(url) } },
+    );
+  }
+  return pool;
+}
