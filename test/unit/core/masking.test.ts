@@ -1,0 +1,257 @@
+import assert from "node:assert/strict";
+import { createHmac, randomBytes, randomUUID } from "node:crypto";
+import { describe, it } from "node:test";
+import { alertId } from "../../../src/core/alert.ts";
+import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
+import { findLuhnDigitRuns, HmacSha256, Masker } from "../../../src/core/masking.ts";
+import { luhnCheckDigit, luhnValid, type Transaction } from "../../../src/core/schema.ts";
+
+const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
+const OTHER_KEY = Buffer.from("fedcba9876543210fedcba9876543210");
+const PAN = "4111111111111111";
+
+function tx(patch: Partial<Transaction> = {}): Transaction {
+  return {
+    schema_version: 1,
+    transaction_id: "7b0e4c1e-8f3a-4c52-9d7e-2f1a3b4c5d6e",
+    account_id: "acct-1",
+    card_number: PAN,
+    cardholder_name: "Ada Lovelace",
+    email: "ada.lovelace@example.com",
+    ip_address: "198.51.100.4",
+    device_id: "device-7f3a9c",
+    amount: "1234.5",
+    currency: "GBP",
+    merchant_id: "m-1",
+    merchant_category: "5411",
+    country: "GB",
+    city: "London",
+    lat: 51.507351,
+    lon: -0.127758,
+    event_time: "2026-11-25T10:00:00.123Z",
+    amountMinor: 123_450,
+    eventTimeMs: Date.parse("2026-11-25T10:00:00.123Z"),
+    ...patch,
+  };
+}
+
+/** A random Luhn-valid PAN of the given length and first digit. */
+function randomPan(length: number, first = "4"): string {
+  let partial = first;
+  while (partial.length < length - 1) partial += String(Math.floor(Math.random() * 10));
+  return partial + luhnCheckDigit(partial);
+}
+
+describe("Masker", () => {
+  it("masks a card to BIN, last 4 and a token", () => {
+    const card = new Masker(KEY).maskCard(PAN);
+    assert.equal(card.bin, "411111");
+    assert.equal(card.last4, "1111");
+    assert.match(card.token, /^[A-Za-z0-9_-]{22}$/);
+    assert.ok(!card.token.includes(PAN));
+  });
+
+  it("keeps at least 5 digits hidden on short PANs", () => {
+    const m = new Masker(KEY);
+    assert.equal(m.maskCard("378282246310005").last4, "0005");
+    assert.equal(m.maskCard(randomPan(14, "3")).last4.length, 3);
+    assert.equal(m.maskCard(randomPan(13)).last4.length, 2);
+    assert.equal(m.maskCard(randomPan(12, "5")).last4.length, 1);
+    assert.equal(m.maskCard(randomPan(19)).last4.length, 4);
+  });
+
+  it("tokens are stable per key, differ across keys and across kinds", () => {
+    const a = new Masker(KEY);
+    const b = new Masker(Buffer.from(KEY));
+    const c = new Masker(OTHER_KEY);
+    assert.equal(a.token("email", "x@example.com"), b.token("email", "x@example.com"));
+    assert.equal(a.maskCard(PAN).token, b.maskCard(PAN).token);
+    assert.notEqual(a.token("email", "x@example.com"), c.token("email", "x@example.com"));
+    assert.notEqual(a.maskCard(PAN).token, c.maskCard(PAN).token);
+    const kinds = ["card", "name", "email", "ip", "device"] as const;
+    const tokens = new Set(kinds.map((k) => a.token(k, "same value")));
+    assert.equal(tokens.size, kinds.length);
+  });
+
+  it("is HMAC-SHA256 under a per-kind subkey (documented construction)", () => {
+    const subkey = createHmac("sha256", KEY).update("paystream/pii-token/v1/name").digest();
+    const expected = createHmac("sha256", subkey)
+      .update("Ada Lovelace")
+      .digest()
+      .toString("base64url", 0, 16);
+    assert.equal(new Masker(KEY).token("name", "Ada Lovelace"), expected);
+  });
+
+  it("treats emails and IPs case-insensitively, names as given", () => {
+    const m = new Masker(KEY);
+    assert.equal(m.token("email", " Ada@Example.COM "), m.token("email", "ada@example.com"));
+    assert.equal(m.token("ip", "2001:DB8::1"), m.token("ip", "2001:db8::1"));
+    assert.notEqual(m.token("name", "ADA"), m.token("name", "ada"));
+  });
+
+  it("caches hits and stays bounded", () => {
+    const m = new Masker(KEY, { cacheEntries: 4 });
+    const first = m.token("device", "d-1");
+    assert.equal(m.token("device", "d-1"), first);
+    for (let i = 0; i < 100; i++) m.token("device", `d-${i}`);
+    const stats = m.cacheStats().device;
+    assert.ok(stats.entries <= 8, `entries ${stats.entries}`);
+    assert.ok(stats.hits >= 1);
+    // A value evicted from the cache tokenises to the same token again.
+    assert.equal(m.token("device", "d-1"), first);
+    m.clearCache();
+    assert.equal(m.cacheStats().device.entries, 0);
+  });
+
+  it("refuses a missing or short key", () => {
+    for (const key of [Buffer.alloc(0), Buffer.alloc(15)]) {
+      assert.throws(
+        () => new Masker(key),
+        (e) => isPaystreamError(e) && e.code === ErrorCodes.SECRET_MISSING,
+      );
+    }
+  });
+});
+
+describe("HmacSha256", () => {
+  const hex = (mac: HmacSha256, value: string) => mac.digest(value).toString("hex");
+
+  it("matches RFC 4231 test cases 2 and 6 (short key, key longer than a block)", () => {
+    assert.equal(
+      hex(new HmacSha256(Buffer.from("Jefe")), "what do ya want for nothing?"),
+      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    );
+    assert.equal(
+      hex(new HmacSha256(Buffer.alloc(131, 0xaa)), "Test Using Larger Than Block-Size Key - Hash Key First"),
+      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    );
+  });
+
+  it("is byte-for-byte createHmac on random keys and values, across block boundaries and UTF-8", () => {
+    const alphabet = ["a", "Z", "0", " ", "@", "é", "漢", "😀", "\ud800", "\u0000"];
+    for (let i = 0; i < 3000; i++) {
+      const key = randomBytes([16, 32, 64, 65, 100][i % 5]!);
+      const len = i % 300;
+      let value = "";
+      for (let k = 0; k < len; k++) value += alphabet[(k * 7 + i) % (i % 3 === 0 ? 4 : alphabet.length)];
+      assert.equal(
+        hex(new HmacSha256(key), value),
+        createHmac("sha256", key).update(value).digest("hex"),
+        value,
+      );
+    }
+  });
+});
+
+describe("maskTransaction", () => {
+  it("produces a row with no raw PII", () => {
+    const m = new Masker(KEY);
+    const t = tx();
+    const row = m.maskTransaction(t);
+    const json = JSON.stringify(row);
+    assert.deepEqual(findLuhnDigitRuns(json), []);
+    for (const secret of [t.card_number, t.cardholder_name, t.email, t.ip_address, t.device_id, "Lovelace"]) {
+      assert.ok(!json.includes(secret), `row leaks ${secret}`);
+    }
+    assert.ok(!json.includes(PAN.slice(6, 12)), "middle digits leaked");
+    for (const field of ["card_number", "cardholder_name", "email", "ip_address", "device_id"]) {
+      assert.ok(!(field in row), field);
+    }
+  });
+
+  it("keeps the non-PII fields and exact amounts", () => {
+    const row = new Masker(KEY).maskTransaction(tx());
+    assert.equal(row.amount, "1234.50");
+    assert.equal(row.amount_minor, 123_450);
+    assert.deepEqual(
+      [row.transaction_id, row.account_id, row.card_bin, row.card_last4, row.currency, row.merchant_id],
+      ["7b0e4c1e-8f3a-4c52-9d7e-2f1a3b4c5d6e", "acct-1", "411111", "1111", "GBP", "m-1"],
+    );
+    assert.deepEqual(
+      [row.merchant_category, row.country, row.city, row.lat, row.lon],
+      ["5411", "GB", "London", 51.507351, -0.127758],
+    );
+    assert.equal(row.event_time, "2026-11-25T10:00:00.123Z");
+    assert.equal(row.event_time_ms, Date.parse("2026-11-25T10:00:00.123Z"));
+    for (const k of ["card_token", "name_token", "email_token", "ip_token", "device_token"] as const) {
+      assert.match(row[k], /^[A-Za-z0-9_-]{22}$/);
+    }
+  });
+
+  it("follows an account's changing card, email, IP and device", () => {
+    const m = new Masker(KEY);
+    const first = m.maskTransaction(tx());
+    const changed = { card_number: "5555555555554444", email: "new@example.com", ip_address: "203.0.113.9" };
+    const second = m.maskTransaction(
+      tx({ ...changed, device_id: "device-2", cardholder_name: "A. Lovelace" }),
+    );
+    assert.equal(second.card_token, m.maskCard("5555555555554444").token);
+    assert.equal(second.card_bin, "555555");
+    assert.equal(second.email_token, m.token("email", "new@example.com"));
+    assert.equal(second.ip_token, m.token("ip", "203.0.113.9"));
+    assert.equal(second.device_token, m.token("device", "device-2"));
+    assert.equal(second.name_token, m.token("name", "A. Lovelace"));
+    assert.equal(m.maskTransaction(tx()).email_token, first.email_token);
+    // Another account with the same values gets the same tokens: they join across accounts.
+    assert.equal(m.maskTransaction(tx({ account_id: "acct-2" })).card_token, first.card_token);
+  });
+
+  it("never leaks across many random transactions", () => {
+    const m = new Masker(randomBytes(32));
+    for (let i = 0; i < 2000; i++) {
+      const pan = randomPan([12, 13, 14, 15, 16, 19][i % 6]!, String(2 + (i % 5)));
+      const t = tx({
+        transaction_id: randomUUID(),
+        card_number: pan,
+        eventTimeMs: 1_700_000_000_000 + i * 7919,
+        lat: Math.random() * 180 - 90,
+        lon: Math.random() * 360 - 180,
+      });
+      const json = JSON.stringify(m.maskTransaction(t));
+      assert.deepEqual(findLuhnDigitRuns(json), [], json);
+      assert.ok(!json.includes(pan));
+    }
+  });
+});
+
+describe("findLuhnDigitRuns", () => {
+  it("finds Luhn-valid 12-19 digit runs in text and JSON", () => {
+    assert.deepEqual(findLuhnDigitRuns(`{"card_number":"${PAN}"}`), [PAN]);
+    assert.deepEqual(findLuhnDigitRuns(`paid with ${PAN}.`), [PAN]);
+    assert.deepEqual(findLuhnDigitRuns(`pan=378282246310005 and 5555555555554444`), [
+      "378282246310005",
+      "5555555555554444",
+    ]);
+    const pan19 = randomPan(19);
+    assert.deepEqual(findLuhnDigitRuns(`${pan19}`), [pan19]);
+  });
+
+  it("ignores Luhn-invalid runs and runs outside 12-19 digits", () => {
+    assert.deepEqual(findLuhnDigitRuns("4111111111111112"), []);
+    assert.deepEqual(findLuhnDigitRuns(`${PAN}0000`), []);
+    assert.deepEqual(findLuhnDigitRuns("41111111118"), []);
+  });
+
+  it("does not report ids, tokens, decimals and epoch milliseconds", () => {
+    const m = new Masker(randomBytes(32));
+    let misses = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const text = JSON.stringify({
+        uuid: randomUUID(),
+        hex: randomBytes(16).toString("hex"),
+        token: m.token("device", `d${i}`),
+        alert: alertId("r", `a${i}`, randomUUID()),
+        ms: 1_600_000_000_000 + Math.floor(Math.random() * 1e12),
+        lat: Math.random() * 180 - 90,
+      });
+      if (findLuhnDigitRuns(text).length > 0) misses++;
+    }
+    assert.equal(misses, 0);
+    // Digit-only hex segments would otherwise pass Luhn one time in ten.
+    assert.deepEqual(findLuhnDigitRuns(`id-${PAN}`), []);
+    assert.deepEqual(findLuhnDigitRuns(`0.${PAN}`), []);
+    const epochMs = `173255040000${luhnCheckDigit("173255040000")}`;
+    assert.ok(luhnValid(epochMs));
+    assert.deepEqual(findLuhnDigitRuns(`"t":${epochMs}`), []);
+  });
+});
