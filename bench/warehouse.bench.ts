@@ -1,0 +1,152 @@
+/**
+ * Warehouse sink throughput: 200,000 TransactionRows written in batches of 5,000, one batch
+ * at a time (as the processor does per partition batch), to DuckDB (a file in a temp dir) and
+ * to the local PostgreSQL (a fresh schema, dropped afterwards). Then the same rows again: a
+ * full replay, which must insert nothing. Rows are generated before the clock starts.
+ * No assertions: it prints a table.
+ *
+ *   npx node bench/warehouse.bench.ts [rows] [batch]
+ *
+ * Needs the local PostgreSQL (scripts/services.sh up); PAYSTREAM_TEST_POSTGRES overrides it.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pg from "pg";
+import { openWarehouse } from "../src/adapters/warehouse/index.ts";
+import type { InspectableWarehouse } from "../src/adapters/warehouse/schema.ts";
+import { formatMinor } from "../src/core/schema.ts";
+import type { TransactionRow } from "../src/processor/ports.ts";
+
+const ROWS = Number(process.argv[2] ?? 200_000);
+const BATCH = Number(process.argv[3] ?? 5_000);
+const ACCOUNTS = 50_000;
+const POSTGRES = process.env.PAYSTREAM_TEST_POSTGRES ?? "postgres://paystream@127.0.0.1:5432/paystream";
+const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
+const RUN = `bench-${Date.now().toString(36)}`;
+
+const tokens = new Map<string, string>();
+function token(kind: string, id: number): string {
+  const k = `${kind}:${id}`;
+  let t = tokens.get(k);
+  if (t === undefined) {
+    t = randomBytes(16).toString("base64url");
+    tokens.set(k, t);
+  }
+  return t;
+}
+
+/** A realistic masked row: per-account tokens, ~100K rows/s of event time. */
+function makeRow(i: number): TransactionRow {
+  const acct = (i * 2_654_435_761) % ACCOUNTS;
+  const minor = 100 + ((i * 7919) % 250_000);
+  const t = T0 + Math.floor(i / 100);
+  return {
+    transaction_id: `${RUN}-${i.toString(36)}-${token("tx", i % 1000).slice(0, 8)}`,
+    account_id: `acct-${acct}`,
+    schema_version: 1,
+    card_bin: "411111",
+    card_last4: String(1000 + (acct % 9000)),
+    card_token: token("card", acct),
+    name_token: token("name", acct),
+    email_token: token("email", acct),
+    ip_token: token("ip", acct % 20_000),
+    device_token: token("device", acct),
+    amount: formatMinor(minor),
+    amount_minor: minor,
+    currency: "EUR",
+    merchant_id: `m-${i % 5003}`,
+    merchant_category: "5411",
+    country: "FR",
+    city: "Paris",
+    lat: 48.8566 + (acct % 1000) / 1e5,
+    lon: 2.3522 - (acct % 1000) / 1e5,
+    event_time: new Date(t).toISOString(),
+    event_time_ms: t,
+    kafka_partition: acct % 24,
+    kafka_offset: String(i),
+    processed_at_ms: t + 120,
+    is_late: i % 97 === 0,
+  };
+}
+
+interface Result {
+  backend: string;
+  phase: string;
+  rows: number;
+  seconds: number;
+  p50: number;
+  max: number;
+}
+
+async function run(wh: InspectableWarehouse, batches: TransactionRow[][], phase: string): Promise<Result> {
+  const lat: number[] = [];
+  const t0 = performance.now();
+  for (const b of batches) {
+    const t = performance.now();
+    await wh.writeTransactions(b);
+    lat.push(performance.now() - t);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return {
+    backend: wh.name,
+    phase,
+    rows: batches.reduce((n, b) => n + b.length, 0),
+    seconds,
+    p50: lat[Math.floor(lat.length / 2)] ?? 0,
+    max: lat.at(-1) ?? 0,
+  };
+}
+
+const batches: TransactionRow[][] = [];
+for (let start = 0; start < ROWS; start += BATCH) {
+  const b: TransactionRow[] = [];
+  for (let i = start; i < Math.min(ROWS, start + BATCH); i++) b.push(makeRow(i));
+  batches.push(b);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "paystream-bench-"));
+const schema = `bench_${RUN.replaceAll("-", "_")}`;
+const results: Result[] = [];
+try {
+  for (const [url, opts] of [
+    [`duckdb:${join(dir, "bench.duckdb")}`, {}],
+    [POSTGRES, { schema }],
+  ] as const) {
+    const wh = await openWarehouse(url, opts);
+    try {
+      results.push(await run(wh, batches, "fresh"));
+      results.push(await run(wh, batches, "replay (all duplicates)"));
+      const count = await wh.countTransactions();
+      if (count !== ROWS) process.stdout.write(`WARNING: ${wh.name} holds ${count} rows, expected ${ROWS}\n`);
+    } finally {
+      await wh.close();
+    }
+  }
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+  const pool = new pg.Pool({ connectionString: POSTGRES, max: 1 });
+  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+  await pool.end();
+}
+
+process.stdout.write(
+  `\nwarehouse sinks: ${ROWS.toLocaleString("en")} rows in batches of ${BATCH.toLocaleString("en")}, one batch at a time (node ${process.version})\n\n`,
+);
+const header = ["backend", "phase", "rows", "seconds", "rows/s", "batch p50 ms", "batch max ms"];
+const table = results.map((r) => [
+  r.backend,
+  r.phase,
+  r.rows.toLocaleString("en"),
+  r.seconds.toFixed(2),
+  Math.round(r.rows / r.seconds).toLocaleString("en"),
+  r.p50.toFixed(1),
+  r.max.toFixed(1),
+]);
+const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |\n`;
+process.stdout.write(line(header));
+process.stdout.write(line(widths.map((w) => "-".repeat(w))));
+for (const row of table) process.stdout.write(line(row));

@@ -1,0 +1,570 @@
+/**
+ * DuckDB warehouse sink: the embedded default (one file, e.g. ./data/paystream.duckdb).
+ *
+ * Per batch: the rows are written column by column into DuckDB data chunks (2048 rows each,
+ * values set in tight loops, no per-row async work) and appended with the Appender to a TEMP
+ * staging table (in memory, no WAL); then, in one transaction,
+ *
+ *   INSERT INTO <table> SELECT ... FROM <stage> ON CONFLICT (<key>) DO NOTHING
+ *
+ * so a replayed row is skipped rather than doubled, and the batch is all-or-nothing. Never
+ * row-by-row INSERTs. One connection, writes serialised: DuckDB allows a single writing process
+ * per file (it takes a file lock), and one connection keeps the staging tables simple.
+ *
+ * Errors: a row the database refuses (NOT NULL, CHECK, conversion) → PS_WAREHOUSE_REJECTED
+ * naming the offending keys (found by querying the still-filled staging table); I/O and memory
+ * errors → PS_WAREHOUSE_UNAVAILABLE retriable; anything else → UNAVAILABLE, not retriable.
+ */
+import { mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import {
+  BIGINT,
+  BOOLEAN,
+  DECIMAL,
+  DOUBLE,
+  type DuckDBConnection,
+  DuckDBDataChunk,
+  DuckDBInstance,
+  type DuckDBType,
+  type DuckDBValue,
+  decimalValue,
+  INTEGER,
+  TIMESTAMPTZ,
+  timestampTZValue,
+  VARCHAR,
+} from "@duckdb/node-api";
+import type { Alert } from "../../core/alert.ts";
+import { isPaystreamError, type PaystreamError } from "../../core/errors.ts";
+import type { TransactionRow } from "../../processor/ports.ts";
+import { MigrationError, type MigrationReport, migrateDuckDb } from "./migrations/runner.ts";
+import {
+  type AlertRow,
+  alertRowFromLogical,
+  alertToRow,
+  type ColumnShape,
+  columnNames,
+  DECIMAL_PRECISION,
+  DECIMAL_SCALE,
+  FRAUD_ALERTS,
+  findUnencodable,
+  type InspectableWarehouse,
+  keyOf,
+  type LogicalRecord,
+  type LogicalType,
+  type LogicalValue,
+  normalizeValue,
+  parseScaledDecimal,
+  RowEncodeError,
+  rejectedError,
+  SQL_TYPES,
+  type TableDef,
+  TRANSACTIONS,
+  transactionFromLogical,
+  unavailableError,
+  violationPredicate,
+} from "./schema.ts";
+
+const BACKEND = "DuckDB";
+/** DuckDB's vector size: the most rows a data chunk holds. */
+const CHUNK_ROWS = 2048;
+const DECIMAL_LIMIT = 10n ** BigInt(DECIMAL_PRECISION);
+
+/**
+ * WAL size that triggers a checkpoint. DuckDB's default (16 MB) checkpoints every ~40K rows,
+ * and each checkpoint rewrites the primary-key index: 256 MB cut commit time ~3x in
+ * bench/warehouse.bench.ts, at the price of a longer WAL replay after a crash.
+ */
+const DEFAULT_CONFIG: Record<string, string> = { checkpoint_threshold: "256MB" };
+
+export interface DuckDbWarehouseOptions {
+  /** Run pending migrations at open (default true). */
+  migrate?: boolean;
+  /** DuckDB configuration options (e.g. { threads: "4", memory_limit: "2GB" }). */
+  config?: Record<string, string>;
+}
+
+// ----------------------------------------------------------------------------- value encoding
+
+type Scalar = string | number | boolean;
+type DuckConverter = (v: Scalar) => DuckDBValue;
+
+const MIN_INT32 = -(2 ** 31);
+const MAX_INT32 = 2 ** 31 - 1;
+
+const CHUNK_TYPES: Record<LogicalType, DuckDBType> = {
+  text: VARCHAR,
+  json: VARCHAR, // staged as text; the INSERT casts to JSON, which validates it
+  int32: INTEGER,
+  int64: BIGINT,
+  float64: DOUBLE,
+  decimal: DECIMAL(DECIMAL_PRECISION, DECIMAL_SCALE),
+  bool: BOOLEAN,
+  timestamp: TIMESTAMPTZ,
+};
+
+/** Logical value → DuckDB value. Throws on a value that cannot be one (caught per row). */
+const CONVERTERS: Record<LogicalType, DuckConverter> = {
+  text: (v) => (typeof v === "string" ? v : String(v)),
+  json: (v) => (typeof v === "string" ? v : String(v)),
+  int32: (v) => {
+    const n = typeof v === "number" ? v : Number(v);
+    if (!Number.isInteger(n) || n < MIN_INT32 || n > MAX_INT32) throw new RangeError(`not an int32: ${v}`);
+    return n;
+  },
+  int64: (v) => {
+    if (typeof v === "boolean") throw new TypeError("not an int64: boolean");
+    return BigInt(v); // throws on "1.5", "abc", 1.5; the vector refuses > int64
+  },
+  float64: (v) => (typeof v === "number" ? v : Number(v)),
+  decimal: (v) => {
+    const scaled = parseScaledDecimal(String(v), DECIMAL_SCALE);
+    if (scaled >= DECIMAL_LIMIT || scaled <= -DECIMAL_LIMIT)
+      throw new RangeError(`decimal out of range: ${v}`);
+    return decimalValue(scaled, DECIMAL_PRECISION, DECIMAL_SCALE);
+  },
+  bool: (v) => {
+    if (typeof v !== "boolean") throw new TypeError(`not a boolean: ${v}`);
+    return v;
+  },
+  timestamp: (v) => {
+    if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new RangeError(`not epoch ms: ${v}`);
+    return timestampTZValue(BigInt(v) * 1000n);
+  },
+};
+
+/**
+ * Fills data chunks for `rows` (column-major, tight loops) and hands each to `sink`.
+ * Throws RowEncodeError with the index of the first row that cannot be converted.
+ */
+export function buildChunks<R>(
+  table: TableDef<R>,
+  rows: readonly R[],
+  sink: (chunk: DuckDBDataChunk) => void,
+): void {
+  const cols = table.columns;
+  const types = cols.map((c) => CHUNK_TYPES[c.type]);
+  for (let start = 0; start < rows.length; start += CHUNK_ROWS) {
+    const count = Math.min(CHUNK_ROWS, rows.length - start);
+    const chunk = DuckDBDataChunk.create(types, count);
+    for (let j = 0; j < cols.length; j++) {
+      const get = cols[j]!.get;
+      const conv = CONVERTERS[cols[j]!.type];
+      const vec = chunk.getColumnVector(j);
+      let i = 0;
+      try {
+        for (; i < count; i++) {
+          const v = get(rows[start + i]!);
+          vec.setItem(i, v === null || v === undefined ? null : conv(v));
+        }
+      } catch (err) {
+        throw new RowEncodeError(start + i, err);
+      }
+      vec.flush();
+    }
+    sink(chunk);
+  }
+}
+
+export function collectChunks<R>(table: TableDef<R>, rows: readonly R[]): DuckDBDataChunk[] {
+  const chunks: DuckDBDataChunk[] = [];
+  buildChunks(table, rows, (c) => chunks.push(c));
+  return chunks;
+}
+
+/** One row through the converters, for naming every unconvertible row after a failure. */
+function checkConvertible<R>(table: TableDef<R>, row: R): void {
+  for (const c of table.columns) {
+    const v = c.get(row);
+    if (v !== null && v !== undefined) {
+      const out = CONVERTERS[c.type](v);
+      if (typeof out === "bigint" && BigInt.asIntN(64, out) !== out)
+        throw new RangeError("bigint out of int64 range");
+    }
+  }
+}
+
+// ----------------------------------------------------------------------------- errors
+
+type ErrorKind = "rejected" | "transient" | "fatal";
+
+const REJECTED_TYPES = new Set([
+  "Constraint",
+  "Conversion",
+  "Invalid Input",
+  "Out of Range",
+  "Mismatch Type",
+]);
+const TRANSIENT_TYPES = new Set(["IO", "Out of Memory", "Interrupt", "TransactionContext"]);
+
+const MAX_CONFLICT_RETRIES = 5;
+
+/**
+ * A conflict with another connection's concurrent transaction: with ON CONFLICT DO NOTHING a
+ * duplicate primary key can only come from there, or a TransactionContext write-write conflict.
+ */
+function isWriteConflict(err: unknown): boolean {
+  const msg = String((err as Error | null)?.message ?? "");
+  return (
+    /^Constraint Error: Duplicate key .* violates primary key constraint/.test(msg) ||
+    /^TransactionContext Error: .*(conflict|duplicate key)/i.test(msg)
+  );
+}
+
+/** By DuckDB's error type, the prefix of its message ("Constraint Error: ..."). */
+export function classifyDuckDbError(err: unknown): ErrorKind {
+  const m = /^([A-Za-z ]+?) Error:/.exec(String((err as Error | null)?.message ?? ""));
+  const type = m?.[1];
+  if (type && REJECTED_TYPES.has(type)) return "rejected";
+  if (type && TRANSIENT_TYPES.has(type)) return "transient";
+  return "fatal";
+}
+
+// ----------------------------------------------------------------------------- the sink
+
+interface TablePlan<R> {
+  readonly table: TableDef<R>;
+  readonly stage: string;
+  readonly createStage: string;
+  readonly insertSql: string;
+  readonly diagnoseSql: string;
+}
+
+function plan<R>(table: TableDef<R>): TablePlan<R> {
+  const stage = `_ps_stage_${table.name}`;
+  const cols = columnNames(table);
+  const stageCols = table.columns.map(
+    (c) => `${c.name} ${c.type === "json" ? "VARCHAR" : SQL_TYPES.duckdb[c.type]}`,
+  );
+  const jsonChecks = table.columns
+    .filter((c) => c.type === "json")
+    .map((c) => ` OR (${c.name} IS NOT NULL AND NOT json_valid(${c.name}))`)
+    .join("");
+  return {
+    table,
+    stage,
+    createStage: `CREATE OR REPLACE TEMP TABLE ${stage} (${stageCols.join(", ")})`,
+    insertSql: `INSERT INTO ${table.name} (${cols}) SELECT ${cols} FROM temp.main.${stage} ON CONFLICT (${table.key}) DO NOTHING`,
+    diagnoseSql: `SELECT DISTINCT ${table.key} AS k FROM temp.main.${stage} WHERE ${violationPredicate(table)}${jsonChecks}`,
+  };
+}
+
+const TX_PLAN = plan(TRANSACTIONS);
+const ALERT_PLAN = plan(FRAUD_ALERTS);
+
+function fromDuck(col: ColumnShape, v: DuckDBValue): LogicalValue {
+  if (v === null) return null;
+  if (col.type === "timestamp") return Number((v as { micros: bigint }).micros / 1000n);
+  if (typeof v === "string" || typeof v === "number" || typeof v === "bigint" || typeof v === "boolean") {
+    return normalizeValue(col, v);
+  }
+  return normalizeValue(col, String(v));
+}
+
+interface SharedInstance {
+  readonly instance: DuckDBInstance;
+  refs: number;
+}
+
+/** Open DuckDB instances by absolute file path, shared by the warehouses of this process. */
+const instances = new Map<string, SharedInstance>();
+/** The open in progress per file path. */
+const opening = new Map<string, Promise<void>>();
+
+function releaseInstance(key: string | undefined, shared: SharedInstance): void {
+  if (--shared.refs > 0) return;
+  if (key && instances.get(key) === shared) instances.delete(key);
+  shared.instance.closeSync();
+}
+
+export class DuckDbWarehouse implements InspectableWarehouse {
+  readonly name = "duckdb";
+  readonly path: string;
+  /** What the migration run at open did. */
+  migrations: MigrationReport | undefined;
+  readonly #key: string | undefined;
+  readonly #shared: SharedInstance;
+  readonly #conn: DuckDBConnection;
+  #tail: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  private constructor(path: string, key: string | undefined, shared: SharedInstance, conn: DuckDBConnection) {
+    this.path = path;
+    this.#key = key;
+    this.#shared = shared;
+    this.#conn = conn;
+  }
+
+  /**
+   * Opens (creating the file and its directory if needed) and applies pending migrations.
+   * `path` may be ":memory:". A file held by another process → PS_WAREHOUSE_UNAVAILABLE, retriable.
+   * Opening the same file twice in one process shares one DuckDB instance (two instances of
+   * one file in a process are unsafe); each warehouse has its own connection.
+   */
+  static async open(path: string, opts: DuckDbWarehouseOptions = {}): Promise<DuckDbWarehouse> {
+    const key = path === ":memory:" ? undefined : resolve(path);
+    // Opens of one file run one after the other: migrations must not race on one instance.
+    const prev = key ? (opening.get(key) ?? Promise.resolve()) : Promise.resolve();
+    const run = prev.then(
+      () => DuckDbWarehouse.#open(path, key, opts),
+      () => DuckDbWarehouse.#open(path, key, opts),
+    );
+    if (key) {
+      const tail = run.then(
+        () => {},
+        () => {},
+      );
+      opening.set(key, tail);
+      void tail.then(() => {
+        if (opening.get(key) === tail) opening.delete(key);
+      });
+    }
+    return run;
+  }
+
+  static async #open(
+    path: string,
+    key: string | undefined,
+    opts: DuckDbWarehouseOptions,
+  ): Promise<DuckDbWarehouse> {
+    let shared = key ? instances.get(key) : undefined;
+    if (!shared) {
+      try {
+        if (key) mkdirSync(dirname(key), { recursive: true });
+        shared = {
+          instance: await DuckDBInstance.create(path, { ...DEFAULT_CONFIG, ...opts.config }),
+          refs: 0,
+        };
+      } catch (err) {
+        const locked = /lock/i.test(String((err as Error).message));
+        throw unavailableError(BACKEND, `cannot open ${path}`, err, locked, { path });
+      }
+      if (key) instances.set(key, shared);
+    }
+    shared.refs++;
+    let conn: DuckDBConnection;
+    try {
+      conn = await shared.instance.connect();
+    } catch (err) {
+      releaseInstance(key, shared);
+      throw unavailableError(BACKEND, `cannot connect to ${path}`, err, false, { path });
+    }
+    const wh = new DuckDbWarehouse(path, key, shared, conn);
+    try {
+      if (opts.migrate !== false) wh.migrations = await migrateDuckDb(conn);
+      for (const p of [TX_PLAN, ALERT_PLAN]) await conn.run(p.createStage);
+    } catch (err) {
+      wh.#release();
+      const cause = err instanceof MigrationError ? err.cause : err;
+      throw unavailableError(BACKEND, "migrations failed", err, classifyDuckDbError(cause) === "transient", {
+        path,
+        ...(err instanceof MigrationError ? { migration: err.migration } : {}),
+      });
+    }
+    return wh;
+  }
+
+  async writeTransactions(rows: TransactionRow[]): Promise<void> {
+    await this.#writeBatch(TX_PLAN, rows);
+  }
+
+  async writeAlerts(alerts: Alert[]): Promise<void> {
+    await this.#writeBatch(ALERT_PLAN, alerts.map(alertToRow));
+  }
+
+  /**
+   * The data chunks are built before taking the connection (pure CPU work on native buffers),
+   * so with concurrent writers one batch is encoded while the previous one is inserted.
+   */
+  async #writeBatch<R>(p: TablePlan<R>, rows: readonly R[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    let chunks: DuckDBDataChunk[];
+    try {
+      chunks = collectChunks(p.table, rows);
+    } catch (err) {
+      if (!(err instanceof RowEncodeError)) throw err;
+      return this.#serial(() => this.#rejectUnconvertible(p, rows, err));
+    }
+    return this.#serial(() => this.#write(p, chunks));
+  }
+
+  /** One operation at a time on the connection (staging tables and transactions are per connection). */
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(unavailableError(BACKEND, "write", "warehouse is closed", false));
+    const run = this.#tail.then(fn, fn);
+    this.#tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Rows actually inserted (the rest were already there). */
+  async #write<R>(p: TablePlan<R>, chunks: readonly DuckDBDataChunk[]): Promise<number> {
+    try {
+      await this.#stage(p, chunks);
+    } catch (err) {
+      throw this.#mapError(err, `staging ${p.table.name} failed`);
+    }
+    try {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#insertStaged(p);
+        } catch (err) {
+          // Another connection to this file committed some of the same keys meanwhile: once
+          // it has, ON CONFLICT skips them, so trying again is the fix.
+          if (!isWriteConflict(err) || attempt >= MAX_CONFLICT_RETRIES) throw err;
+        }
+      }
+    } catch (err) {
+      if (isWriteConflict(err)) throw unavailableError(BACKEND, "concurrent write conflict", err, true);
+      if (classifyDuckDbError(err) === "rejected") {
+        const offenders = await this.#diagnose(p).catch(() => [] as string[]);
+        throw rejectedError(BACKEND, p.table, offenders, err);
+      }
+      throw this.#mapError(err, `write to ${p.table.name} failed`);
+    } finally {
+      await this.#clearStage(p);
+    }
+  }
+
+  async #insertStaged<R>(p: TablePlan<R>): Promise<number> {
+    await this.#conn.run("BEGIN TRANSACTION");
+    try {
+      const r = await this.#conn.run(p.insertSql);
+      await this.#conn.run("COMMIT");
+      return r.rowsChanged;
+    } catch (err) {
+      await this.#conn.run("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Some rows cannot be converted: name them, and whatever else of the batch the table would refuse. */
+  async #rejectUnconvertible<R>(p: TablePlan<R>, rows: readonly R[], err: RowEncodeError): Promise<never> {
+    const bad = findUnencodable(rows, (r) => checkConvertible(p.table, r));
+    const unconvertible = (bad.length > 0 ? bad : [err.index]).map((i) => keyOf(p.table, rows[i]!));
+    const skip = new Set(unconvertible);
+    let refused: string[] = [];
+    try {
+      await this.#stage(
+        p,
+        collectChunks(
+          p.table,
+          rows.filter((r) => !skip.has(keyOf(p.table, r))),
+        ),
+      );
+      refused = await this.#diagnose(p);
+    } catch {
+      // naming the other rows is best effort
+    } finally {
+      await this.#clearStage(p);
+    }
+    throw rejectedError(BACKEND, p.table, [...unconvertible, ...refused], err.cause);
+  }
+
+  /** Appends chunks to the (empty) staging table; on failure the staging table is emptied again. */
+  async #stage<R>(p: TablePlan<R>, chunks: readonly DuckDBDataChunk[]): Promise<void> {
+    try {
+      const appender = await this.#conn.createAppender(p.stage, "main", "temp");
+      try {
+        for (const chunk of chunks) appender.appendDataChunk(chunk);
+        appender.flushSync();
+      } finally {
+        appender.closeSync();
+      }
+    } catch (err) {
+      await this.#clearStage(p);
+      throw err;
+    }
+  }
+
+  async #clearStage<R>(p: TablePlan<R>): Promise<void> {
+    await this.#conn.run(`DELETE FROM temp.main.${p.stage}`).catch(() => {});
+  }
+
+  /** Keys of staged rows the real table would refuse (NOT NULL, CHECK, invalid JSON). */
+  async #diagnose<R>(p: TablePlan<R>): Promise<string[]> {
+    const reader = await this.#conn.runAndReadAll(p.diagnoseSql);
+    return reader.getRows().map((r) => String(r[0]));
+  }
+
+  #mapError(err: unknown, what: string): PaystreamError {
+    if (isPaystreamError(err)) return err;
+    return unavailableError(BACKEND, what, err, classifyDuckDbError(err) === "transient", {
+      path: this.path,
+    });
+  }
+
+  // --------------------------------------------------------------------------- read side
+
+  async #rows(sql: string, params: DuckDBValue[] = []): Promise<Record<string, DuckDBValue>[]> {
+    return this.#serial(async () => {
+      try {
+        const reader = await this.#conn.runAndReadAll(sql, params.length > 0 ? params : undefined);
+        return reader.getRowObjects();
+      } catch (err) {
+        throw this.#mapError(err, "query failed");
+      }
+    });
+  }
+
+  async countTransactions(): Promise<number> {
+    return Number((await this.#rows("SELECT count(*) AS n FROM transactions"))[0]!.n);
+  }
+
+  async countAlerts(): Promise<number> {
+    return Number((await this.#rows("SELECT count(*) AS n FROM fraud_alerts"))[0]!.n);
+  }
+
+  async duplicateTransactionIds(): Promise<string[]> {
+    const rows = await this.#rows(
+      "SELECT transaction_id AS id FROM transactions GROUP BY transaction_id HAVING count(*) > 1 ORDER BY 1",
+    );
+    return rows.map((r) => String(r.id));
+  }
+
+  async alertIds(): Promise<string[]> {
+    const rows = await this.#rows("SELECT alert_id AS id FROM fraud_alerts ORDER BY alert_id");
+    return rows.map((r) => String(r.id));
+  }
+
+  async #getLogical<R>(table: TableDef<R>, key: string): Promise<LogicalRecord | undefined> {
+    const rows = await this.#rows(`SELECT ${columnNames(table)} FROM ${table.name} WHERE ${table.key} = $1`, [
+      key,
+    ]);
+    const row = rows[0];
+    if (!row) return undefined;
+    const rec: LogicalRecord = {};
+    for (const c of table.columns) rec[c.name] = fromDuck(c, row[c.name] ?? null);
+    return rec;
+  }
+
+  /** One stored transaction, read back into a TransactionRow (event_time as UTC ISO 8601). */
+  async getTransaction(id: string): Promise<TransactionRow | undefined> {
+    const rec = await this.#getLogical(TRANSACTIONS, id);
+    return rec && transactionFromLogical(rec);
+  }
+
+  async getAlert(alertId: string): Promise<AlertRow | undefined> {
+    const rec = await this.#getLogical(FRAUD_ALERTS, alertId);
+    return rec && alertRowFromLogical(rec);
+  }
+
+  /** Column names of a warehouse table as the database has them, in order. */
+  async tableColumns(table: string): Promise<string[]> {
+    const rows = await this.#rows(
+      "SELECT column_name AS c FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = $1 ORDER BY ordinal_position",
+      [table],
+    );
+    return rows.map((r) => String(r.c));
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.#tail;
+    this.#closed = true;
+    this.#release();
+  }
+
+  #release(): void {
+    this.#conn.closeSync();
+    releaseInstance(this.#key, this.#shared);
+  }
+}

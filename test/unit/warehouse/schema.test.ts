@@ -1,0 +1,240 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { alertToJson } from "../../../src/adapters/redis/alerts.ts";
+import { loadMigrations } from "../../../src/adapters/warehouse/migrations/runner.ts";
+import {
+  type AlertRow,
+  alertRowFromLogical,
+  alertToRow,
+  createTableSql,
+  DIALECTS,
+  FRAUD_ALERTS,
+  isoFromMs,
+  LOGICAL_TYPES,
+  normalizeValue,
+  parseScaledDecimal,
+  renderInitMigration,
+  SQL_TYPES,
+  TABLES,
+  TRANSACTIONS,
+  toLogical,
+  transactionFromLogical,
+  violationPredicate,
+} from "../../../src/adapters/warehouse/schema.ts";
+import { type Alert, alertId } from "../../../src/core/alert.ts";
+import type { TransactionRow } from "../../../src/processor/ports.ts";
+
+const T = Date.UTC(2026, 10, 25, 10, 0, 0, 123);
+
+function row(over: Partial<TransactionRow> = {}): TransactionRow {
+  return {
+    transaction_id: "tx-1",
+    account_id: "acct-1",
+    schema_version: 1,
+    card_bin: "411111",
+    card_last4: "1111",
+    card_token: "ctok_aaaaaaaaaaaaaaaaa",
+    name_token: "ntok_aaaaaaaaaaaaaaaaa",
+    email_token: "etok_aaaaaaaaaaaaaaaaa",
+    ip_token: "itok_aaaaaaaaaaaaaaaaa",
+    device_token: "dtok_aaaaaaaaaaaaaaaaa",
+    amount: "12.30",
+    amount_minor: 1230,
+    currency: "EUR",
+    merchant_id: "m-1",
+    merchant_category: "5411",
+    country: "FR",
+    city: "Paris",
+    lat: 48.8566,
+    lon: 2.3522,
+    event_time: new Date(T).toISOString(),
+    event_time_ms: T,
+    kafka_partition: 3,
+    kafka_offset: "9007199254740993",
+    processed_at_ms: T + 250,
+    is_late: false,
+    ...over,
+  };
+}
+
+function alert(withCard: boolean): Alert {
+  return {
+    alertId: alertId("r1", "acct-1", "tx-1"),
+    ruleId: "r1",
+    ruleType: "velocity_count",
+    severity: "high",
+    accountId: "acct-1",
+    transactionId: "tx-1",
+    eventTimeMs: T,
+    detectedAtMs: T + 900,
+    figures: { count: 6, windowMs: 60_000, note: 'tab\tquote"' },
+    ...(withCard ? { maskedCard: { bin: "411111", last4: "1111", token: "ctok_aaaaaaaaaaaaaaaaa" } } : {}),
+  };
+}
+
+/** The SQL type text of a column in a DDL statement: "<name> <type>" at a line start. */
+function ddlHas(ddl: string, name: string, type: string): boolean {
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return new RegExp(`^\\s*${esc(name)} ${esc(type)}(\\s|,|$)`, "m").test(ddl);
+}
+
+describe("warehouse logical schema", () => {
+  it("covers every TransactionRow field and the fraud_alerts columns, each once", () => {
+    const fields = Object.keys(row()).sort();
+    assert.deepEqual(TRANSACTIONS.columns.map((c) => c.name).sort(), fields);
+    assert.deepEqual(
+      FRAUD_ALERTS.columns.map((c) => c.name),
+      [
+        "alert_id",
+        "rule_id",
+        "rule_type",
+        "severity",
+        "account_id",
+        "transaction_id",
+        "event_time",
+        "detected_at",
+        "card_bin",
+        "card_last4",
+        "card_token",
+        "figures",
+      ],
+    );
+    for (const t of TABLES) {
+      assert.equal(new Set(t.columns.map((c) => c.name)).size, t.columns.length);
+      assert.ok(t.columns.some((c) => c.name === t.key && !c.nullable));
+      assert.equal(t.columns.find((c) => c.name === "event_time")?.type, "timestamp");
+    }
+    for (const d of DIALECTS) for (const lt of LOGICAL_TYPES) assert.ok(SQL_TYPES[d][lt], `${d} ${lt}`);
+  });
+
+  for (const d of DIALECTS) {
+    it(`${d}: the generated DDL has every logical column with its ${d} type`, () => {
+      for (const t of TABLES) {
+        const ddl = createTableSql(d, t);
+        for (const c of t.columns) {
+          assert.ok(ddlHas(ddl, c.name, SQL_TYPES[d][c.type]), `${t.name}.${c.name} in\n${ddl}`);
+          const line = ddl.split("\n").find((l) => l.trimStart().startsWith(`${c.name} `))!;
+          assert.equal(line.includes("NOT NULL"), !c.nullable, line);
+        }
+      }
+    });
+
+    it(`${d}: the committed migrations define every logical column, and 001 is the generated DDL`, () => {
+      const migrations = loadMigrations(d);
+      assert.ok(migrations.length >= 1);
+      assert.equal(migrations[0]!.name, "001_init.sql");
+      assert.deepEqual(
+        migrations.map((m) => m.version),
+        [...migrations.map((m) => m.version)].sort((a, b) => a - b),
+      );
+      const all = migrations.map((m) => m.sql).join("\n");
+      for (const t of TABLES) {
+        for (const c of t.columns)
+          assert.ok(ddlHas(all, c.name, SQL_TYPES[d][c.type]), `${d} ${t.name}.${c.name}`);
+      }
+      // Holds while 001 is the only migration; a later one makes 001 a historical file.
+      if (migrations.length === 1) assert.equal(migrations[0]!.sql, renderInitMigration(d));
+    });
+  }
+
+  it("BigQuery tables are partitioned by DATE(event_time) and clustered by account_id, without CHECKs", () => {
+    for (const t of TABLES) {
+      const ddl = createTableSql("bigquery", t);
+      assert.match(ddl, /\nPARTITION BY DATE\(event_time\)\nCLUSTER BY account_id;$/);
+      assert.match(ddl, new RegExp(`PRIMARY KEY \\(${t.key}\\) NOT ENFORCED`));
+      assert.doesNotMatch(ddl, /CHECK/);
+    }
+  });
+
+  it("PostgreSQL and DuckDB enforce the key and the CHECKs (amount_minor > 0)", () => {
+    for (const d of ["postgres", "duckdb"] as const) {
+      const ddl = createTableSql(d, TRANSACTIONS);
+      assert.match(ddl, /PRIMARY KEY \(transaction_id\)/);
+      assert.match(ddl, /amount_minor \S+ NOT NULL CHECK \(amount_minor > 0\)/);
+      assert.match(createTableSql(d, FRAUD_ALERTS), /PRIMARY KEY \(alert_id\)/);
+    }
+    const p = violationPredicate(TRANSACTIONS);
+    assert.match(p, /NOT COALESCE\(\(amount_minor > 0\), TRUE\)/);
+    assert.match(p, /transaction_id IS NULL/);
+  });
+
+  it("a transaction round-trips through its logical record", () => {
+    for (const r of [row(), row({ is_late: true, card_last4: "", lat: -33.8688, lon: 151.2093 })]) {
+      const rec = toLogical(TRANSACTIONS, r);
+      assert.equal(rec.event_time, T);
+      assert.equal(rec.kafka_offset, "9007199254740993");
+      assert.deepEqual(transactionFromLogical(rec), r);
+    }
+    // The instant is kept, the offset of the wire string is normalised to UTC.
+    const offset = row({ event_time: "2026-11-25T11:00:00.123+01:00" });
+    assert.equal(
+      transactionFromLogical(toLogical(TRANSACTIONS, offset)).event_time,
+      new Date(T).toISOString(),
+    );
+  });
+
+  it("alertToRow carries the same facts as alertToJson, and round-trips", () => {
+    for (const withCard of [true, false]) {
+      const a = alert(withCard);
+      const r = alertToRow(a);
+      const j = JSON.parse(alertToJson(a));
+      assert.equal(r.alert_id, j.alert_id);
+      assert.equal(r.rule_id, j.rule_id);
+      assert.equal(r.rule_type, j.rule_type);
+      assert.equal(r.severity, j.severity);
+      assert.equal(r.account_id, j.account_id);
+      assert.equal(r.transaction_id, j.transaction_id);
+      assert.equal(isoFromMs(r.event_time), j.event_time);
+      assert.equal(isoFromMs(r.detected_at), j.detected_at);
+      assert.deepEqual(JSON.parse(r.figures), j.figures);
+      assert.deepEqual(
+        { bin: r.card_bin, last4: r.card_last4, token: r.card_token },
+        j.masked_card ?? { bin: null, last4: null, token: null },
+      );
+      const back: AlertRow = alertRowFromLogical(toLogical(FRAUD_ALERTS, r));
+      assert.deepEqual(back, r);
+    }
+  });
+
+  it("normalises driver values into logical ones", () => {
+    const col = (name: string) => TRANSACTIONS.columns.find((c) => c.name === name)!;
+    assert.equal(normalizeValue(col("event_time"), new Date(T)), T);
+    assert.equal(normalizeValue(col("amount_minor"), "1230"), 1230);
+    assert.equal(normalizeValue(col("kafka_offset"), 9007199254740993n), "9007199254740993");
+    assert.equal(normalizeValue(col("amount"), "12.3"), "12.30");
+    assert.equal(normalizeValue(col("amount"), "7"), "7.00");
+    assert.equal(normalizeValue(col("amount"), "0.05"), "0.05");
+    assert.equal(normalizeValue(col("is_late"), "t"), true);
+    assert.equal(normalizeValue(col("city"), null), null);
+  });
+
+  it("parses decimals exactly into scaled integers", () => {
+    assert.equal(parseScaledDecimal("12.30"), 1230n);
+    assert.equal(parseScaledDecimal("12.3"), 1230n);
+    assert.equal(parseScaledDecimal("12"), 1200n);
+    assert.equal(parseScaledDecimal("-0.05"), -5n);
+    assert.equal(parseScaledDecimal("99999999999999.99"), 9999999999999999n);
+    for (const bad of ["", "1.234", "1e3", "abc", "1.", ".5", " 1"]) {
+      assert.throws(() => parseScaledDecimal(bad), RangeError, bad);
+    }
+  });
+
+  it("isoFromMs equals Date#toISOString, and throws on NaN", () => {
+    const samples = [
+      0,
+      1,
+      999,
+      59_999,
+      60_000,
+      T,
+      T + 59_999,
+      253_402_300_799_999,
+      253_402_300_800_000,
+      -1,
+      -86_400_001,
+    ];
+    for (let i = 0; i < 2000; i++) samples.push(Math.floor(T + (i - 1000) * 7_777.7));
+    for (const ms of samples) assert.equal(isoFromMs(ms), new Date(ms).toISOString(), String(ms));
+    assert.throws(() => isoFromMs(Number.NaN), RangeError);
+  });
+});
