@@ -1,0 +1,36 @@
+import { checkKafka, createProducer, ensureTopics, type KafkaConnection } from "../adapters/kafka/client.ts";
+import { KafkaSink } from "../adapters/kafka/log.ts";
+import { collectorOptions, toCollectorConfig } from "../collector/config.ts";
+import { startCollector } from "../collector/service.ts";
+import { loadConfig, renderHelp } from "../lib/config.ts";
+import { createLogger } from "../lib/log.ts";
+import { onShutdownSignals } from "./signals.ts";
+
+const SUMMARY =
+  "Produces realistic payment traffic to payments.transactions at a target rate (POST /config/rate to change it live), " +
+  "with labelled fraud scenarios, duplicates, late, out-of-order and malformed events; ground truth on payments.labels.";
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes("--help")) {
+    process.stdout.write(`${renderHelp("collector", SUMMARY, collectorOptions)}\n`);
+    return 0;
+  }
+  const cfg = toCollectorConfig(loadConfig(collectorOptions, { argv }).values);
+  const log = createLogger("collector");
+  const conn: KafkaConnection = { brokers: cfg.brokers, clientId: `paystream-collector-${process.pid}` };
+  await checkKafka(conn);
+  await ensureTopics(conn);
+  const producer = createProducer(conn, cfg.compression === "none" ? {} : { compression: cfg.compression });
+  const sink = new KafkaSink(conn, producer);
+  const running = await startCollector(cfg, sink, log);
+  onShutdownSignals(async () => {
+    await running.stop();
+  }, log);
+  await running.collector.finished;
+  const totals = await running.stop();
+  await sink.close();
+  process.stdout.write(
+    `${JSON.stringify({ produced: totals.produced, byKind: totals.byKind, labels: totals.labels })}\n`,
+  );
+  return 0;
+}
