@@ -5,6 +5,19 @@ type Register = (
 ) => void;
 
 export function registerBuiltins(register: Register): void {
+  register("up", {
+    summary:
+      "run the whole pipeline in one process (embedded by default; --kafka/--redis/--warehouse for real services)",
+    load: () => import("./up.ts"),
+  });
+  register("collector", {
+    summary: "produce payment traffic to Kafka at a rate changeable live over HTTP",
+    load: () => import("./collector.ts"),
+  });
+  register("processor", {
+    summary: "run a processor replica (consumer group member)",
+    load: () => import("./processor.ts"),
+  });
   register("topics", {
     summary: "create the Kafka topics with their partition counts (idempotent)",
     load: () => import("./topics.ts"),

@@ -48,14 +48,18 @@ async function main(argv: string[]): Promise<number> {
 const { registerBuiltins } = await import("./commands.ts");
 registerBuiltins(registerCommand);
 
+let code: number;
 try {
-  process.exitCode = await main(process.argv.slice(2));
+  code = await main(process.argv.slice(2));
 } catch (err) {
   if (isPaystreamError(err)) {
     process.stderr.write(`paystream: ${err.message} [${err.code}]\n`);
-    process.exitCode = 1;
+    code = 1;
   } else {
     process.stderr.write(`paystream: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
-    process.exitCode = 70;
+    code = 70;
   }
 }
+// Exit explicitly: a failed start may leave clients (consumer loops, timers) that would keep
+// the process alive. Wait for stdout/stderr to flush first so piped output is not cut.
+process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));

@@ -1,0 +1,61 @@
+/**
+ * In-process alert store for `paystream up`: the same port as the Redis store, with the
+ * same idempotence (keyed by alert id) and a bounded feed of recent alerts for the
+ * dashboard. Subscribers get each new alert once, like Redis PUBLISH.
+ */
+import { EventEmitter } from "node:events";
+import type { Alert } from "../../core/alert.ts";
+import type { AlertStore } from "../../processor/ports.ts";
+
+export class EmbeddedAlertStore implements AlertStore {
+  readonly #byId = new Map<string, Alert>();
+  readonly #feed: Alert[] = [];
+  readonly #maxAlerts: number;
+  readonly #activeAccounts = new Map<string, number>();
+  readonly events = new EventEmitter();
+
+  constructor(maxAlerts = 100_000) {
+    this.#maxAlerts = maxAlerts;
+  }
+
+  async writeAlerts(alerts: Alert[]): Promise<void> {
+    for (const a of alerts) {
+      const fresh = !this.#byId.has(a.alertId);
+      this.#byId.set(a.alertId, a);
+      this.#activeAccounts.set(
+        a.accountId,
+        Math.max(this.#activeAccounts.get(a.accountId) ?? 0, a.detectedAtMs),
+      );
+      if (!fresh) continue;
+      this.#feed.push(a);
+      if (this.#feed.length > this.#maxAlerts) {
+        const old = this.#feed.shift()!;
+        this.#byId.delete(old.alertId);
+      }
+      this.events.emit("alert", a);
+    }
+  }
+
+  get(alertId: string): Alert | undefined {
+    return this.#byId.get(alertId);
+  }
+
+  /** Newest first. */
+  recent(limit: number): Alert[] {
+    return this.#feed.slice(-limit).reverse();
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  activeAccounts(sinceMs: number): number {
+    let n = 0;
+    for (const t of this.#activeAccounts.values()) if (t >= sinceMs) n++;
+    return n;
+  }
+
+  async close(): Promise<void> {
+    this.events.removeAllListeners();
+  }
+}

@@ -1,0 +1,104 @@
+/** The processor's Prometheus metrics (names are a contract: dashboards and alert rules use them). */
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { LATENCY_BUCKETS, METRIC_PREFIX as P } from "../lib/metrics.ts";
+
+export function createProcessorMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    records: new Counter({
+      name: `${P}processor_records_total`,
+      help: "Records processed, by outcome (ok, duplicate, invalid, late)",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
+    lagRecords: new Gauge({
+      name: `${P}consumer_lag_records`,
+      help: "Records behind the log end, per partition",
+      labelNames: ["partition"] as const,
+      registers,
+    }),
+    lagSeconds: new Gauge({
+      name: `${P}consumer_lag_seconds`,
+      help: "Age of the last processed record's log append time, per partition (0 when caught up)",
+      labelNames: ["partition"] as const,
+      registers,
+    }),
+    batchDuration: new Histogram({
+      name: `${P}batch_duration_seconds`,
+      help: "Time to process one fetched batch including its durable writes",
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    batchSize: new Histogram({
+      name: `${P}batch_records`,
+      help: "Records per processed batch",
+      buckets: [1, 10, 50, 100, 500, 1000, 2500, 5000, 10000],
+      registers,
+    }),
+    e2eLatency: new Histogram({
+      name: `${P}e2e_latency_seconds`,
+      help: "Kafka append time to output durable, by output (alert_store, warehouse)",
+      labelNames: ["output"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    alerts: new Counter({
+      name: `${P}alerts_total`,
+      help: "Fraud alerts raised, by rule and severity",
+      labelNames: ["rule", "severity"] as const,
+      registers,
+    }),
+    dedupHits: new Counter({
+      name: `${P}dedup_hits_total`,
+      help: "Duplicate transactions dropped",
+      registers,
+    }),
+    dlq: new Counter({
+      name: `${P}dlq_total`,
+      help: "Records sent to the DLQ, by reason",
+      labelNames: ["reason"] as const,
+      registers,
+    }),
+    sinkLatency: new Histogram({
+      name: `${P}sink_write_seconds`,
+      help: "Write latency per sink",
+      labelNames: ["sink"] as const,
+      buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    sinkErrors: new Counter({
+      name: `${P}sink_errors_total`,
+      help: "Failed sink writes (retried), by sink",
+      labelNames: ["sink"] as const,
+      registers,
+    }),
+    rebalances: new Counter({
+      name: `${P}rebalances_total`,
+      help: "Partition assignment changes seen by this replica",
+      registers,
+    }),
+    assignedPartitions: new Gauge({
+      name: `${P}assigned_partitions`,
+      help: "Partitions currently assigned to this replica",
+      registers,
+    }),
+    windowAccounts: new Gauge({
+      name: `${P}window_accounts`,
+      help: "Accounts with state held in memory",
+      registers,
+    }),
+    watermarkLag: new Gauge({
+      name: `${P}watermark_delay_seconds`,
+      help: "Wall clock minus the event-time watermark",
+      registers,
+    }),
+    rulesReloads: new Counter({
+      name: `${P}rules_reloads_total`,
+      help: "Rules file reloads, by result (ok, error)",
+      labelNames: ["result"] as const,
+      registers,
+    }),
+  };
+}
+
+export type ProcessorMetrics = ReturnType<typeof createProcessorMetrics>;

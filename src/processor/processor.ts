@@ -1,0 +1,405 @@
+/**
+ * The processor pipeline. Per fetched batch, in partition order:
+ *
+ *   decode + validate ─► invalid → DLQ record (original bytes, PANs redacted, reason)
+ *   dedup (local cache, then ONE shared-store round trip for the rest)
+ *   per event: window add → rules → alerts; mask → warehouse row
+ *   writes, concurrently: alerts → alert store (Redis) first, DLQ + alerts → log, rows → warehouse
+ *   commit each partition's offset once every write of that batch and every earlier batch is durable
+ *
+ * Rules run on every event as it arrives: batching exists only for I/O. Compute of the next
+ * batch overlaps the writes of the previous ones (bounded by maxInFlight), which keeps both
+ * latency and throughput; commits still happen strictly in batch order.
+ */
+
+import { alertToJson } from "../adapters/redis/alerts.ts";
+import type { Alert } from "../core/alert.ts";
+import type { Deduper } from "../core/dedup.ts";
+import { isPaystreamError } from "../core/errors.ts";
+import type { Masker } from "../core/masking.ts";
+import { evaluate, type RuleSet } from "../core/rules.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, decodeTransaction, luhnValid, type Transaction } from "../core/schema.ts";
+import { Topics } from "../core/topics.ts";
+import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
+import type { Logger } from "../lib/log.ts";
+import type { ProcessorMetrics } from "./metrics.ts";
+import type {
+  AlertStore,
+  InRecord,
+  OutRecord,
+  PartitionOffset,
+  RecordSink,
+  RecordSource,
+  TransactionRow,
+  Warehouse,
+} from "./ports.ts";
+
+export interface ProcessorDeps {
+  source: RecordSource;
+  sink: RecordSink;
+  alertStore: AlertStore;
+  warehouse: Warehouse;
+  deduper: Deduper;
+  masker: Masker;
+  metrics: ProcessorMetrics;
+  log: Logger;
+  now?: () => number;
+  /** Called once when the processor cannot go on (a write that can never succeed); the service exits. */
+  onFatal?: (err: unknown) => void;
+}
+
+export interface ProcessorOptions {
+  rules: RuleSet;
+  window?: WindowStoreOptions;
+  maxMessageBytes?: number;
+  /** Batches whose writes may be in flight at once (compute of the next overlaps them). */
+  maxInFlight?: number;
+  /** Backoff cap between retries of a failing write. */
+  maxBackoffMs?: number;
+  dlqTopic?: string;
+  alertsTopic?: string;
+}
+
+interface BatchOutputs {
+  alerts: Alert[];
+  alertRecords: InRecord[];
+  rows: TransactionRow[];
+  rowRecords: InRecord[];
+  logRecords: OutRecord[];
+  offsets: PartitionOffset[];
+  firstTimestamp: number;
+}
+
+/** Why the processor is not ready, per dependency; empty when ready. */
+export type Health = Map<string, string>;
+
+const PAN_RUN = /\d{12,19}/g;
+
+/** Replaces Luhn-valid card-number-like digit runs (12–19 digits) so a DLQ record never carries a PAN. */
+export function redactPans(text: string): { text: string; redacted: number } {
+  let redacted = 0;
+  const out = text.replace(PAN_RUN, (run) => {
+    if (!luhnValid(run)) return run;
+    redacted++;
+    return `${run.slice(0, 6)}${"*".repeat(run.length - 10)}${run.slice(-4)}`;
+  });
+  return { text: out, redacted };
+}
+
+export class Processor {
+  readonly #d: ProcessorDeps;
+  readonly #o: Required<Omit<ProcessorOptions, "window">> & { window: WindowStoreOptions };
+  readonly #now: () => number;
+  /** One window store per partition: per-partition watermarks, and revocation drops exactly that state. */
+  readonly #stores = new Map<number, WindowStore>();
+  #rules: RuleSet;
+  #inFlight: Promise<void>[] = [];
+  #commitChain: Promise<void> = Promise.resolve();
+  #closed = false;
+  readonly health: Health = new Map();
+  readonly #lastTimestamp = new Map<number, number>();
+  /** Totals for status lines and tests. */
+  readonly totals = { records: 0, ok: 0, duplicates: 0, invalid: 0, late: 0, alerts: 0, batches: 0 };
+  readonly alertsByRule = new Map<string, number>();
+
+  constructor(deps: ProcessorDeps, opts: ProcessorOptions) {
+    this.#d = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#rules = opts.rules;
+    this.#o = {
+      maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+      maxInFlight: 4,
+      maxBackoffMs: 2000,
+      dlqTopic: Topics.dlq,
+      alertsTopic: Topics.alerts,
+      window: {},
+      ...opts,
+    };
+  }
+
+  get rules(): RuleSet {
+    return this.#rules;
+  }
+
+  /** Swaps the rule set between two batches; window state is untouched. */
+  setRules(rules: RuleSet): void {
+    this.#rules = rules;
+  }
+
+  windowAccounts(): number {
+    let n = 0;
+    for (const s of this.#stores.values()) n += s.size;
+    return n;
+  }
+
+  async start(): Promise<void> {
+    await this.#d.source.start({
+      onBatch: (records) => this.#onBatch(records),
+      onAssigned: (parts) => {
+        this.#d.metrics.rebalances.inc();
+        for (const { partition } of parts) this.#stores.set(partition, this.#newStore());
+        this.#d.metrics.assignedPartitions.inc(parts.length);
+        this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions assigned");
+      },
+      onRevoked: (parts) => {
+        this.#d.metrics.rebalances.inc();
+        for (const { partition } of parts) {
+          this.#stores.delete(partition);
+          this.#lastTimestamp.delete(partition);
+          this.#d.metrics.lagRecords.remove(String(partition));
+          this.#d.metrics.lagSeconds.remove(String(partition));
+        }
+        this.#d.metrics.assignedPartitions.dec(parts.length);
+        this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions revoked");
+      },
+    });
+  }
+
+  #newStore(): WindowStore {
+    return new WindowStore(this.#o.window);
+  }
+
+  #store(partition: number): WindowStore {
+    let s = this.#stores.get(partition);
+    if (s === undefined) {
+      s = this.#newStore();
+      this.#stores.set(partition, s);
+    }
+    return s;
+  }
+
+  async #onBatch(records: InRecord[]): Promise<void> {
+    const started = performance.now();
+    const out = await this.#compute(records);
+    const writes = this.#write(out).then(() => {
+      this.#d.metrics.batchDuration.observe((performance.now() - started) / 1000);
+    });
+    // Commit in batch order: each commit waits for its own writes and for every earlier commit.
+    const committed = Promise.all([this.#commitChain, writes]).then(() =>
+      this.#retry("commit", () => this.#d.source.commit(out.offsets)),
+    );
+    this.#commitChain = committed;
+    committed.catch((err) => this.#fatal(err));
+    this.#inFlight.push(committed);
+    if (this.#inFlight.length >= this.#o.maxInFlight) await this.#inFlight.shift();
+  }
+
+  /** Waits until every batch handed to the processor is durable and committed. */
+  async drain(): Promise<void> {
+    const pending = this.#inFlight;
+    this.#inFlight = [];
+    await Promise.all(pending);
+  }
+
+  async #compute(records: InRecord[]): Promise<BatchOutputs> {
+    const m = this.#d.metrics;
+    const maxBytes = this.#o.maxMessageBytes;
+    const logRecords: OutRecord[] = [];
+    const valid: Transaction[] = [];
+    const validRecords: InRecord[] = [];
+    const owners: string[] = [];
+    const lastOffset = new Map<number, bigint>();
+    let firstTimestamp = Number.POSITIVE_INFINITY;
+
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i]!;
+      lastOffset.set(r.partition, r.offset);
+      if (r.timestamp < firstTimestamp) firstTimestamp = r.timestamp;
+      this.#lastTimestamp.set(r.partition, r.timestamp);
+      const res = decodeTransaction(r.value, maxBytes);
+      if (res.ok) {
+        valid.push(res.tx);
+        validRecords.push(r);
+        owners.push(`${r.partition}:${r.offset}`);
+      } else {
+        logRecords.push(this.#dlqRecord(r, res.reason, res.detail));
+        m.dlq.inc({ reason: res.reason });
+        this.totals.invalid++;
+      }
+    }
+    m.records.inc({ outcome: "invalid" }, records.length - valid.length);
+
+    const now = this.#now();
+    const fresh = valid.length
+      ? await this.#retry("dedup", () => this.#d.deduper.filterBatch(valid, owners, now))
+      : [];
+
+    const alerts: Alert[] = [];
+    const alertRecords: InRecord[] = [];
+    const rows: TransactionRow[] = [];
+    const rowRecords: InRecord[] = [];
+    const rules = this.#rules;
+    const masker = this.#d.masker;
+    let dups = 0;
+    let late = 0;
+    for (let i = 0; i < valid.length; i++) {
+      if (!fresh[i]) {
+        dups++;
+        continue;
+      }
+      const tx = valid[i]!;
+      const rec = validRecords[i]!;
+      const state = this.#store(rec.partition).add(tx);
+      const isLate = state.curLate;
+      if (isLate) late++;
+      const raised = evaluate(rules, state, tx, now);
+      for (let k = 0; k < raised.length; k++) {
+        const a = raised[k]!;
+        a.maskedCard = masker.maskCard(tx.card_number);
+        alerts.push(a);
+        alertRecords.push(rec);
+        logRecords.push({
+          topic: this.#o.alertsTopic,
+          key: a.accountId,
+          value: alertToJson(a),
+          headers: { alert_id: a.alertId },
+        });
+        m.alerts.inc({ rule: a.ruleId, severity: a.severity });
+        this.alertsByRule.set(a.ruleId, (this.alertsByRule.get(a.ruleId) ?? 0) + 1);
+      }
+      const row = masker.maskTransaction(tx) as TransactionRow;
+      row.kafka_partition = rec.partition;
+      row.kafka_offset = rec.offset.toString();
+      row.processed_at_ms = now;
+      row.is_late = isLate;
+      rows.push(row);
+      rowRecords.push(rec);
+    }
+    const ok = valid.length - dups;
+    m.records.inc({ outcome: "ok" }, ok - late);
+    if (late) m.records.inc({ outcome: "late" }, late);
+    if (dups) {
+      m.records.inc({ outcome: "duplicate" }, dups);
+      m.dedupHits.inc(dups);
+    }
+    m.batchSize.observe(records.length);
+    const t = this.totals;
+    t.records += records.length;
+    t.ok += ok;
+    t.duplicates += dups;
+    t.late += late;
+    t.alerts += alerts.length;
+    t.batches++;
+
+    const offsets: PartitionOffset[] = [];
+    for (const [partition, offset] of lastOffset) {
+      offsets.push({ topic: records[0]!.topic, partition, offset: offset + 1n });
+    }
+    return { alerts, alertRecords, rows, rowRecords, logRecords, offsets, firstTimestamp };
+  }
+
+  #dlqRecord(r: InRecord, reason: string, detail: string): OutRecord {
+    const { text, redacted } = redactPans(r.value.toString("utf8"));
+    return {
+      topic: this.#o.dlqTopic,
+      ...(r.key === undefined ? {} : { key: r.key }),
+      value: text,
+      headers: {
+        reason,
+        detail: detail.slice(0, 500),
+        source_topic: r.topic,
+        source_partition: String(r.partition),
+        source_offset: r.offset.toString(),
+        source_timestamp: String(r.timestamp),
+        pans_redacted: String(redacted),
+      },
+    };
+  }
+
+  async #write(out: BatchOutputs): Promise<void> {
+    const d = this.#d;
+    const m = d.metrics;
+    const timed = async (sink: string, fn: () => Promise<void>) => {
+      const t0 = performance.now();
+      await this.#retry(sink, fn);
+      m.sinkLatency.observe({ sink }, (performance.now() - t0) / 1000);
+    };
+    const alertStore =
+      out.alerts.length === 0
+        ? Promise.resolve()
+        : timed("alert_store", () => d.alertStore.writeAlerts(out.alerts)).then(() => {
+            const now = this.#now();
+            for (const r of out.alertRecords)
+              m.e2eLatency.observe({ output: "alert_store" }, (now - r.timestamp) / 1000);
+          });
+    const log =
+      out.logRecords.length === 0 ? Promise.resolve() : timed("kafka", () => d.sink.send(out.logRecords));
+    const warehouse = Promise.all([
+      out.rows.length === 0
+        ? Promise.resolve()
+        : timed(d.warehouse.name, () => d.warehouse.writeTransactions(out.rows)),
+      out.alerts.length === 0
+        ? Promise.resolve()
+        : timed(`${d.warehouse.name}_alerts`, () => d.warehouse.writeAlerts(out.alerts)),
+    ]).then(() => {
+      const now = this.#now();
+      for (const r of out.rowRecords)
+        m.e2eLatency.observe({ output: "warehouse" }, (now - r.timestamp) / 1000);
+    });
+    await Promise.all([alertStore, log, warehouse]);
+  }
+
+  /**
+   * Retries a write until it succeeds (outages are waited out, offsets are held meanwhile),
+   * reporting the dependency as not ready while it fails. Non-retriable errors are rethrown.
+   */
+  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let attempt = 0;
+    for (;;) {
+      try {
+        const v = await fn();
+        if (attempt > 0) {
+          this.health.delete(what);
+          this.#d.log.info({ dependency: what, attempts: attempt + 1 }, "dependency recovered");
+        }
+        return v;
+      } catch (err) {
+        if (this.#closed || (isPaystreamError(err) && !err.retriable)) throw err;
+        attempt++;
+        this.#d.metrics.sinkErrors.inc({ sink: what });
+        this.health.set(what, (err as Error).message);
+        if (attempt === 1 || attempt % 20 === 0) {
+          this.#d.log.warn(
+            { dependency: what, attempt, err: (err as Error).message },
+            "write failed, retrying",
+          );
+        }
+        await new Promise((r) =>
+          setTimeout(r, Math.min(this.#o.maxBackoffMs, 50 * 2 ** Math.min(attempt, 10))),
+        );
+      }
+    }
+  }
+
+  /** Refreshes lag gauges (records and seconds) from the source. */
+  async refreshLag(): Promise<Map<number, bigint>> {
+    const lag = await this.#d.source.lag();
+    const now = this.#now();
+    for (const [partition, records] of lag) {
+      const p = String(partition);
+      this.#d.metrics.lagRecords.set({ partition: p }, Number(records));
+      const last = this.#lastTimestamp.get(partition);
+      this.#d.metrics.lagSeconds.set(
+        { partition: p },
+        records > 0n && last !== undefined ? (now - last) / 1000 : 0,
+      );
+    }
+    this.#d.metrics.windowAccounts.set(this.windowAccounts());
+    return lag;
+  }
+
+  #fatal(err: unknown): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#d.log.error({ err }, "processor stopped: an output cannot be written");
+    this.#d.onFatal?.(err);
+  }
+
+  /** Graceful stop: no new batches, everything in flight made durable and committed, then disconnect. */
+  async close(): Promise<void> {
+    await this.#d.source.stop();
+    await this.drain().catch(() => {});
+    this.#closed = true;
+    await this.#d.source.close();
+  }
+}
