@@ -18,6 +18,10 @@ export function registerBuiltins(register: Register): void {
     summary: "run a processor replica (consumer group member)",
     load: () => import("./processor.ts"),
   });
+  register("verify", {
+    summary: "reconcile a run: input topic vs warehouse, DLQ and alerts; exit 1 on any loss or duplicate",
+    load: () => import("./verify.ts"),
+  });
   register("topics", {
     summary: "create the Kafka topics with their partition counts (idempotent)",
     load: () => import("./topics.ts"),

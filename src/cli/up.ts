@@ -282,10 +282,7 @@ export async function run(argv: string[]): Promise<number> {
     },
     { registry, listenHttp: false },
   );
-  const collector = await startCollector(ccfg, sink, log, {
-    registry,
-    topics: { transactions: pcfg.kafka.topic },
-  });
+  const collector = await startCollector({ ...ccfg, topic: pcfg.kafka.topic }, sink, log, { registry });
 
   // ---- one HTTP endpoint for metrics, status and the dashboard API
   const http = createServiceHttp({

@@ -1,4 +1,5 @@
 /** The collector's options: one table for parsing, env vars and `--help`. */
+import { Topics } from "../core/topics.ts";
 import { type OptionTable, p } from "../lib/config.ts";
 
 export const collectorOptions = [
@@ -9,6 +10,22 @@ export const collectorOptions = [
     description: "Kafka bootstrap brokers, host:port[,host:port]",
     parse: p.brokers(),
     default: ["127.0.0.1:9092"],
+  },
+  {
+    key: "topic",
+    flag: "topic",
+    env: "PAYSTREAM_TOPIC",
+    description: "topic the transactions go to",
+    parse: p.string({ min: 1 }),
+    default: Topics.transactions,
+  },
+  {
+    key: "labelsTopic",
+    flag: "labels-topic",
+    env: "PAYSTREAM_LABELS_TOPIC",
+    description: "topic the ground-truth labels go to",
+    parse: p.string({ min: 1 }),
+    default: Topics.labels,
   },
   {
     key: "rate",
@@ -184,6 +201,8 @@ export const collectorOptions = [
 
 export interface CollectorConfig {
   brokers: string[];
+  topic: string;
+  labelsTopic: string;
   rate: number;
   maxRate: number;
   seed: number;
@@ -205,6 +224,8 @@ export interface CollectorConfig {
 export function toCollectorConfig(v: Record<string, unknown>): CollectorConfig {
   return {
     brokers: v["kafka.brokers"] as string[],
+    topic: (v.topic as string | undefined) ?? Topics.transactions,
+    labelsTopic: (v.labelsTopic as string | undefined) ?? Topics.labels,
     rate: v.rate as number,
     maxRate: v.maxRate as number,
     seed: v.seed as number,

@@ -421,6 +421,7 @@ const STREAM_PII = 0x10000000;
 const HOME_RADIUS_KM = 12;
 const MERCHANT_RADIUS_KM = 10;
 const DEFAULT_MAX_CACHE_SLOTS = 1 << 18;
+const SLOT_STRIDE = 6;
 
 function pointNear(rng: Rng, lat: number, lon: number, radiusKm: number): [number, number] {
   const r = radiusKm * Math.sqrt(rng.float());
@@ -508,11 +509,14 @@ export class Population {
   private dDevice = "";
 
   private readonly cacheMask: number;
+  /** Which account each slot holds (-1: none). */
   private readonly slotAccount: Int32Array;
-  private readonly slotId: string[];
-  private readonly slotHome: string[];
-  /** Four per slot: (card 0|1) x (device 0|1). "" = not built yet. */
-  private readonly slotIdentity: string[];
+  /**
+   * SLOT_STRIDE strings per slot, side by side so one record's lookups share a cache line:
+   * account id, home fragment, then the identity fragment per (card 0|1) x (device 0|1).
+   * "" = not built yet.
+   */
+  private readonly slotStrings: string[];
 
   constructor(options: PopulationOptions = {}) {
     this.seed = hashSeed(options.seed ?? 0);
@@ -596,9 +600,7 @@ export class Population {
     );
     this.cacheMask = slots - 1;
     this.slotAccount = new Int32Array(slots).fill(-1);
-    this.slotId = new Array<string>(slots).fill("");
-    this.slotHome = new Array<string>(slots).fill("");
-    this.slotIdentity = new Array<string>(slots * 4).fill("");
+    this.slotStrings = new Array<string>(slots * SLOT_STRIDE).fill("");
   }
 
   /** Index into CITIES of the account's home. */
@@ -694,25 +696,22 @@ export class Population {
     return minor;
   }
 
-  /** Cache slot of `account`, (re)claimed on a miss. */
+  /** Offset of `account`'s strings in slotStrings, the slot (re)claimed on a miss. */
   private slot(account: number): number {
     const s = account & this.cacheMask;
+    const b = s * SLOT_STRIDE;
     if (this.slotAccount[s] !== account) {
       this.slotAccount[s] = account;
-      this.slotId[s] = flatString(`acc_${this.idTag}_${String(account).padStart(7, "0")}`);
-      this.slotHome[s] = "";
-      const b = s * 4;
-      this.slotIdentity[b] = "";
-      this.slotIdentity[b + 1] = "";
-      this.slotIdentity[b + 2] = "";
-      this.slotIdentity[b + 3] = "";
+      const strings = this.slotStrings;
+      strings[b] = flatString(`acc_${this.idTag}_${String(account).padStart(7, "0")}`);
+      for (let i = 1; i < SLOT_STRIDE; i++) strings[b + i] = "";
     }
-    return s;
+    return b;
   }
 
   /** The account id (Kafka key). */
   accountId(account: number): string {
-    return this.slotId[this.slot(account)]!;
+    return this.slotStrings[this.slot(account)]!;
   }
 
   /**
@@ -720,14 +719,14 @@ export class Population {
    * card, cardholder PII, device and currency. Constant per (account, card, device).
    */
   identityFragment(account: number, card: number, device: number): string {
-    const s = this.slot(account);
-    const k = s * 4 + card * 2 + device;
-    const cached = this.slotIdentity[k]!;
+    const b = this.slot(account);
+    const k = b + 2 + card * 2 + device;
+    const cached = this.slotStrings[k]!;
     if (cached !== "") return cached;
     this.derive(account, card, device);
     const frag =
       '","account_id":"' +
-      this.slotId[s] +
+      this.slotStrings[b] +
       '","card_number":"' +
       this.dCard +
       '","cardholder_name":"' +
@@ -742,14 +741,14 @@ export class Population {
       CITIES[this.cityOf(account)]!.currency +
       '","amount":"';
     const flat = flatString(frag);
-    this.slotIdentity[k] = flat;
+    this.slotStrings[k] = flat;
     return flat;
   }
 
   /** JSON for an online transaction's place: the cardholder's home, up to the opening quote of event_time. */
   homeFragment(account: number): string {
-    const s = this.slot(account);
-    const cached = this.slotHome[s]!;
+    const k = this.slot(account) + 1;
+    const cached = this.slotStrings[k]!;
     if (cached !== "") return cached;
     const frag = locationFragment(
       CITIES[this.cityOf(account)]!,
@@ -757,7 +756,7 @@ export class Population {
       this.homeLon[account]!,
     );
     const flat = flatString(frag);
-    this.slotHome[s] = flat;
+    this.slotStrings[k] = flat;
     return flat;
   }
 

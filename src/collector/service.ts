@@ -9,7 +9,6 @@ import { Ajv, type ErrorObject } from "ajv";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { ConfigError } from "../core/errors.ts";
-import { Topics } from "../core/topics.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { createRegistry, LATENCY_BUCKETS, METRIC_PREFIX as P } from "../lib/metrics.ts";
@@ -97,18 +96,12 @@ export class Collector {
   readonly finished: Promise<void>;
   #finish!: () => void;
 
-  constructor(
-    cfg: CollectorConfig,
-    sink: RecordSink,
-    log: Logger,
-    registry: Registry,
-    topics: { transactions?: string; labels?: string } = {},
-  ) {
+  constructor(cfg: CollectorConfig, sink: RecordSink, log: Logger, registry: Registry) {
     this.#cfg = cfg;
     this.#sink = sink;
     this.#log = log;
-    this.#topic = topics.transactions ?? Topics.transactions;
-    this.#labelsTopic = topics.labels ?? Topics.labels;
+    this.#topic = cfg.topic;
+    this.#labelsTopic = cfg.labelsTopic;
     this.metrics = createCollectorMetrics(registry);
     this.generator = new TrafficGenerator({
       seed: cfg.seed,
@@ -388,7 +381,7 @@ export async function startCollector(
 ): Promise<RunningCollector> {
   if (cfg.rate > cfg.maxRate) throw new ConfigError("rate", `must not exceed max-rate ${cfg.maxRate}`);
   const registry = opts.registry ?? createRegistry("collector");
-  const collector = new Collector(cfg, sink, log, registry, opts.topics);
+  const collector = new Collector(cfg, sink, log, registry);
   const http = createServiceHttp({
     registry,
     readiness: [

@@ -28,6 +28,14 @@ export const processorOptions = [
     default: Topics.transactions,
   },
   {
+    key: "kafka.groupProtocol",
+    flag: "group-protocol",
+    env: "PAYSTREAM_GROUP_PROTOCOL",
+    description: "consumer group protocol: consumer (KIP-848, incremental) or classic",
+    parse: p.oneOf("consumer", "classic"),
+    default: "consumer",
+  },
+  {
     key: "redis.url",
     flag: "redis",
     env: "PAYSTREAM_REDIS_URL",
@@ -66,6 +74,16 @@ export const processorOptions = [
     description: "how far behind the newest event an event may be and still count as on time",
     parse: p.duration(0, 3_600_000),
     default: 10_000,
+  },
+  {
+    key: "recovery.spanMs",
+    flag: "recovery-span",
+    env: "PAYSTREAM_RECOVERY_SPAN",
+    description:
+      "append-time span replayed before the committed offset to rebuild a gained partition's state " +
+      "(>= window + lateness; longer also restores amount-spike history and last locations)",
+    parse: p.duration(1000, 7 * 24 * 3_600_000),
+    default: 75_000,
   },
   {
     key: "dedup.ttlMs",
@@ -144,13 +162,14 @@ export const processorOptions = [
 ] as const satisfies OptionTable;
 
 export interface ProcessorConfig {
-  kafka: { brokers: string[]; groupId: string; topic: string };
+  kafka: { brokers: string[]; groupId: string; topic: string; groupProtocol: "consumer" | "classic" };
   redisUrl: string;
   warehouse: string;
   rulesFile: string;
   windowMs: number;
   allowedLatenessMs: number;
   dedupTtlMs: number;
+  recoverySpanMs: number;
   piiKey: string | undefined;
   demo: boolean;
   http: { host: string; port: number };
@@ -166,6 +185,7 @@ export function toProcessorConfig(v: Record<string, unknown>): ProcessorConfig {
       brokers: v["kafka.brokers"] as string[],
       groupId: v["kafka.groupId"] as string,
       topic: v["kafka.topic"] as string,
+      groupProtocol: (v["kafka.groupProtocol"] as "consumer" | "classic" | undefined) ?? "consumer",
     },
     redisUrl: v["redis.url"] as string,
     warehouse: v.warehouse as string,
@@ -173,6 +193,7 @@ export function toProcessorConfig(v: Record<string, unknown>): ProcessorConfig {
     windowMs: v["window.ms"] as number,
     allowedLatenessMs: v["window.latenessMs"] as number,
     dedupTtlMs: v["dedup.ttlMs"] as number,
+    recoverySpanMs: (v["recovery.spanMs"] as number | undefined) ?? 75_000,
     piiKey: v["pii.key"] as string | undefined,
     demo: v.demo as boolean,
     http: { host: v["http.host"] as string, port: v["http.port"] as number },

@@ -92,6 +92,17 @@ export function createProcessorMetrics(registry: Registry) {
       help: "Wall clock minus the event-time watermark",
       registers,
     }),
+    recoveryDuration: new Histogram({
+      name: `${P}recovery_duration_seconds`,
+      help: "Time to rebuild a newly assigned partition's window state from Kafka",
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers,
+    }),
+    recoveryRecords: new Counter({
+      name: `${P}recovery_records_total`,
+      help: "Records replayed to rebuild window state",
+      registers,
+    }),
     rulesReloads: new Counter({
       name: `${P}rules_reloads_total`,
       help: "Rules file reloads, by result (ok, error)",

@@ -51,6 +51,13 @@ export interface RecordSource {
   /** Stops delivering batches; resolves once the onBatch call in progress (if any) returned. */
   stop(): Promise<void>;
   commit(offsets: PartitionOffset[]): Promise<void>;
+  /**
+   * Recovery: replays the records appended within `spanMs` before the partition's committed
+   * offset (what the group will not deliver again), so a replica that gains the partition can
+   * rebuild its windows. Resolves with the number of records replayed (0 on a first start).
+   * Optional: a source whose state cannot outlive the process (the embedded log) has none.
+   */
+  replay?(partition: number, spanMs: number, onRecords: (records: InRecord[]) => void): Promise<number>;
   /** Records not yet consumed, per partition (for lag metrics). */
   lag(): Promise<Map<number, bigint>>;
   close(): Promise<void>;

@@ -58,6 +58,8 @@ export interface ProcessorOptions {
   maxBackoffMs?: number;
   dlqTopic?: string;
   alertsTopic?: string;
+  /** Append-time span replayed to rebuild a gained partition (default window + lateness + 5 s). */
+  recoverySpanMs?: number;
 }
 
 interface BatchOutputs {
@@ -98,6 +100,8 @@ export class Processor {
   #closed = false;
   readonly health: Health = new Map();
   readonly #lastTimestamp = new Map<number, number>();
+  /** Partitions whose state is being rebuilt; batches wait for them. */
+  readonly #recovering = new Map<number, Promise<void>>();
   /** Totals for status lines and tests. */
   readonly totals = { records: 0, ok: 0, duplicates: 0, invalid: 0, late: 0, alerts: 0, batches: 0 };
   readonly alertsByRule = new Map<string, number>();
@@ -113,6 +117,7 @@ export class Processor {
       dlqTopic: Topics.dlq,
       alertsTopic: Topics.alerts,
       window: {},
+      recoverySpanMs: (opts.window?.windowMs ?? 60_000) + (opts.window?.allowedLatenessMs ?? 10_000) + 5000,
       ...opts,
     };
   }
@@ -137,7 +142,13 @@ export class Processor {
       onBatch: (records) => this.#onBatch(records),
       onAssigned: (parts) => {
         this.#d.metrics.rebalances.inc();
-        for (const { partition } of parts) this.#stores.set(partition, this.#newStore());
+        for (const { partition } of parts) {
+          this.#stores.set(partition, this.#newStore());
+          if (this.#d.source.replay) {
+            const p = this.#recover(partition).finally(() => this.#recovering.delete(partition));
+            this.#recovering.set(partition, p);
+          }
+        }
         this.#d.metrics.assignedPartitions.inc(parts.length);
         this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions assigned");
       },
@@ -169,6 +180,8 @@ export class Processor {
   }
 
   async #onBatch(records: InRecord[]): Promise<void> {
+    // A partition's records are processed only on top of its rebuilt state.
+    if (this.#recovering.size > 0) await Promise.all(this.#recovering.values());
     const started = performance.now();
     const out = await this.#compute(records);
     const writes = this.#write(out).then(() => {
@@ -182,6 +195,43 @@ export class Processor {
     committed.catch((err) => this.#fatal(err));
     this.#inFlight.push(committed);
     if (this.#inFlight.length >= this.#o.maxInFlight) await this.#inFlight.shift();
+  }
+
+  /**
+   * Rebuilds a newly assigned partition's windows (and rule cooldowns) by replaying the
+   * window + lateness span before its committed offset through the same window and rule
+   * code, outputs discarded: those records' outputs were made durable before the commit.
+   * Resends inside the span are skipped so they do not inflate the windows.
+   */
+  async #recover(partition: number): Promise<void> {
+    const t0 = performance.now();
+    const store = this.#store(partition);
+    const seen = new Set<string>();
+    const rules = this.#rules;
+    const now = this.#now();
+    const spanMs = Math.max(
+      this.#o.recoverySpanMs,
+      (this.#o.window.windowMs ?? 60_000) + (this.#o.window.allowedLatenessMs ?? 10_000),
+    );
+    const replayed = await this.#retry("recovery", () =>
+      this.#d.source.replay!(partition, spanMs, (records) => {
+        for (const r of records) {
+          const res = decodeTransaction(r.value, this.#o.maxMessageBytes);
+          if (!res.ok || seen.has(res.tx.transaction_id)) continue;
+          seen.add(res.tx.transaction_id);
+          evaluate(rules, store.add(res.tx), res.tx, now);
+        }
+      }),
+    );
+    const seconds = (performance.now() - t0) / 1000;
+    this.#d.metrics.recoveryDuration.observe(seconds);
+    this.#d.metrics.recoveryRecords.inc(replayed);
+    if (replayed > 0) {
+      this.#d.log.info(
+        { partition, replayed, accounts: store.size, seconds },
+        "partition state rebuilt from Kafka",
+      );
+    }
   }
 
   /** Waits until every batch handed to the processor is durable and committed. */
@@ -373,7 +423,9 @@ export class Processor {
 
   /** Refreshes lag gauges (records and seconds) from the source. */
   async refreshLag(): Promise<Map<number, bigint>> {
-    const lag = await this.#d.source.lag();
+    const all = await this.#d.source.lag();
+    // Only partitions this replica owns: after a rebalance the client may still report others.
+    const lag = new Map([...all].filter(([p]) => this.#stores.has(p)));
     const now = this.#now();
     for (const [partition, records] of lag) {
       const p = String(partition);

@@ -125,6 +125,7 @@ export async function startProcessor(
       window: { windowMs: cfg.windowMs, allowedLatenessMs: cfg.allowedLatenessMs },
       maxMessageBytes: cfg.maxMessageBytes,
       maxInFlight: cfg.maxInFlight,
+      recoverySpanMs: cfg.recoverySpanMs,
     },
   );
 
@@ -157,6 +158,10 @@ export async function startProcessor(
     ],
   });
   http.get("/status", async () => ({
+    lag: await processor
+      .refreshLag()
+      .then((l) => Number([...l.values()].reduce((a, b) => a + b, 0n)))
+      .catch(() => null),
     totals: processor.totals,
     alertsByRule: Object.fromEntries(processor.alertsByRule),
     windowAccounts: processor.windowAccounts(),

@@ -17,7 +17,7 @@ import { KafkaSink, KafkaSource } from "../../src/adapters/kafka/log.ts";
 import { RedisAlertStore } from "../../src/adapters/redis/alerts.ts";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.ts";
 import { RedisDedupStore } from "../../src/adapters/redis/dedup.ts";
-import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
+import { type InspectableWarehouse, openWarehouse } from "../../src/adapters/warehouse/index.ts";
 import {
   type GeneratedRecord,
   type GeneratorOptions,
@@ -29,7 +29,6 @@ import type { RuleSet } from "../../src/core/rules.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { createRegistry } from "../../src/lib/metrics.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
-import type { Warehouse } from "../../src/processor/ports.ts";
 import { Processor } from "../../src/processor/processor.ts";
 import { services, uniqueName } from "./services.ts";
 
@@ -96,7 +95,7 @@ export async function produceTraffic(
 
 export interface TestProcessor {
   processor: Processor;
-  warehouse: Warehouse;
+  warehouse: InspectableWarehouse;
   redis: Redis;
   dir: string;
   close: () => Promise<void>;

@@ -24,6 +24,8 @@ import {
 function config(over: Partial<CollectorConfig> = {}): CollectorConfig {
   return {
     brokers: conn.brokers,
+    topic: "unused",
+    labelsTopic: "unused",
     rate: 0,
     maxRate: 200_000,
     seed: Date.now() % 100_000,
@@ -53,10 +55,12 @@ describe("collector on the real broker", () => {
   before(async () => {
     topics = await createTestTopics("it-coll", 6);
     sink = new KafkaSink(conn, createProducer(conn));
-    running = await startCollector(config(), sink, createLogger("it", "warn"), {
-      registry: createRegistry("it", false),
-      topics: { transactions: topics.input, labels: topics.alerts },
-    });
+    running = await startCollector(
+      config({ topic: topics.input, labelsTopic: topics.alerts }),
+      sink,
+      createLogger("it", "warn"),
+      { registry: createRegistry("it", false) },
+    );
   });
 
   after(async () => {

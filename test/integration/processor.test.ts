@@ -132,11 +132,7 @@ describe("processor on real Kafka + Redis with labelled collector traffic", () =
     const unique = new Set(
       sent.filter((r) => r.transactionId && r.kind !== "malformed").map((r) => r.transactionId!),
     );
-    const wh = proc.warehouse as unknown as {
-      countTransactions(): Promise<number>;
-      duplicateTransactionIds(): Promise<string[]>;
-      countAlerts(): Promise<number>;
-    };
+    const wh = proc.warehouse;
     assert.equal(await wh.countTransactions(), unique.size);
     assert.deepEqual(await wh.duplicateTransactionIds(), []);
     assert.equal(await wh.countAlerts(), alerts.length);

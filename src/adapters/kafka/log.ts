@@ -23,6 +23,7 @@ import {
   type RawConsumer,
   type StringProducer,
 } from "./client.ts";
+import { readRange, recoveryRange } from "./replay.ts";
 
 type RawMessage = Message<string, Buffer, string, string>;
 
@@ -34,6 +35,8 @@ export interface KafkaSourceOptions {
   /** Records buffered ahead of processing before fetching stops. */
   bufferRecords?: number;
   maxWaitMs?: number;
+  /** "consumer" (KIP-848, broker-driven incremental) or "classic" (client-side assignment). */
+  groupProtocol?: "consumer" | "classic";
 }
 
 export class KafkaSource implements RecordSource {
@@ -42,6 +45,7 @@ export class KafkaSource implements RecordSource {
   readonly #consumer: RawConsumer;
   #stream: MessagesStream<string, Buffer, string, string> | undefined;
   #closed = false;
+  #wake: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   /** leaderEpoch per partition, needed by the commit request. */
   readonly #epochs = new Map<number, number>();
@@ -49,11 +53,20 @@ export class KafkaSource implements RecordSource {
 
   constructor(conn: KafkaConnection, opts: KafkaSourceOptions) {
     this.#conn = conn;
-    this.#opts = { maxBatch: 5000, bufferRecords: 16_384, maxWaitMs: 100, ...opts };
+    this.#opts = {
+      maxBatch: 5000,
+      bufferRecords: 16_384,
+      maxWaitMs: 100,
+      groupProtocol: "consumer",
+      ...opts,
+    };
     this.#consumer = createConsumer(conn, opts.groupId, {
       maxWaitTime: this.#opts.maxWaitMs,
       highWaterMark: this.#opts.bufferRecords,
-    });
+      ...(this.#opts.groupProtocol === "classic"
+        ? { groupProtocol: "classic", sessionTimeout: 10_000, heartbeatInterval: 1000 }
+        : {}),
+    } as Parameters<typeof createConsumer>[2]);
   }
 
   get consumer(): RawConsumer {
@@ -96,39 +109,55 @@ export class KafkaSource implements RecordSource {
 
   async #run(handlers: SourceHandlers): Promise<void> {
     const stream = this.#stream!;
-    // A permanent 'readable' listener keeps the stream in paused (pull) mode. Attaching one
-    // only while waiting would flip readableFlowing back to null in between, and the client
-    // stops fetching when it sees nobody listening.
+    // Flowing mode with our own bounded buffer. Pull mode (read()) is not safe here: the
+    // client calls resume() on its stream after a rebalance, which switches a pulled stream
+    // to flowing and emits records to nobody. In flowing mode every record reaches this
+    // listener; when the buffer is full we pause, and a resume by the client only lets the
+    // buffer grow until the next record pauses it again.
+    const limit = this.#opts.bufferRecords;
+    let buffer: RawMessage[] = [];
     let wake: (() => void) | undefined;
-    const onSignal = () => {
+    const signal = () => {
       const w = wake;
       wake = undefined;
       w?.();
     };
-    stream.on("readable", onSignal);
-    stream.on("close", onSignal);
+    stream.on("data", (msg: RawMessage) => {
+      buffer.push(msg);
+      if (buffer.length >= limit) stream.pause();
+      signal();
+    });
+    stream.on("close", signal);
+    this.#wake = signal;
     const max = this.#opts.maxBatch;
     while (!this.#closed) {
-      const batch: InRecord[] = [];
-      while (batch.length < max) {
-        const msg = stream.read() as RawMessage | null;
-        if (msg === null) break;
+      if (buffer.length === 0) {
+        if (stream.destroyed || stream.readableEnded) return;
+        await new Promise<void>((r) => {
+          wake = r;
+        });
+        continue;
+      }
+      let taken: RawMessage[];
+      if (buffer.length <= max) {
+        taken = buffer;
+        buffer = [];
+      } else {
+        taken = buffer.splice(0, max);
+      }
+      if (stream.isPaused() && buffer.length < limit / 2 && !this.#closed) stream.resume();
+      const batch: InRecord[] = new Array(taken.length);
+      for (let i = 0; i < taken.length; i++) {
+        const msg = taken[i]!;
         this.#epochs.set(msg.partition, msg.leaderEpoch);
-        batch.push({
+        batch[i] = {
           topic: msg.topic,
           partition: msg.partition,
           offset: msg.offset,
           key: msg.key,
           value: msg.value,
           timestamp: Number(msg.timestamp),
-        });
-      }
-      if (batch.length === 0) {
-        if (stream.destroyed || stream.readableEnded) return;
-        await new Promise<void>((r) => {
-          wake = r;
-        });
-        continue;
+        };
       }
       this.#diffAssignments(handlers);
       await handlers.onBatch(batch);
@@ -139,14 +168,18 @@ export class KafkaSource implements RecordSource {
     this.#closed = true;
     this.#stream?.pause();
     // Wake the loop if it is waiting for data, then wait for the batch in progress.
-    this.#stream?.emit("readable");
+    this.#wake?.();
     await this.#loop?.catch(() => {});
   }
 
   async commit(offsets: PartitionOffset[]): Promise<void> {
-    if (offsets.length === 0) return;
+    // A partition revoked since its batch was read now belongs to another replica, which
+    // re-processes from the last commit (outputs are idempotent). Committing it from here
+    // would be rejected by the broker and retried forever.
+    const owned = offsets.filter((o) => this.#assigned.has(o.partition));
+    if (owned.length === 0) return;
     await this.#consumer.commit({
-      offsets: offsets.map((o) => ({
+      offsets: owned.map((o) => ({
         topic: o.topic,
         partition: o.partition,
         offset: o.offset,
@@ -155,12 +188,26 @@ export class KafkaSource implements RecordSource {
     });
   }
 
+  async replay(partition: number, spanMs: number, onRecords: (records: InRecord[]) => void): Promise<number> {
+    const range = await recoveryRange(this.#consumer, this.#opts.topic, partition, spanMs);
+    if (!range || range.from >= range.to) return 0;
+    return readRange(this.#consumer, this.#opts.topic, partition, range.from, range.to, onRecords);
+  }
+
+  /**
+   * End offset minus the group's committed offset, per partition, from the broker itself.
+   * (The client's own lag figure goes stale across rebalances.)
+   */
   async lag(): Promise<Map<number, bigint>> {
-    const lag = await this.#consumer.getLag({ topics: [this.#opts.topic] });
+    const topic = this.#opts.topic;
+    const ends = (await this.#consumer.listOffsets({ topics: [topic] })).get(topic) ?? [];
+    const partitions = ends.map((_, i) => i);
+    const committed =
+      (await this.#consumer.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
     const out = new Map<number, bigint>();
-    const perPartition = lag.get(this.#opts.topic) ?? [];
-    perPartition.forEach((v, p) => {
-      if (v >= 0n) out.set(p, v);
+    ends.forEach((end, p) => {
+      const c = committed[p] ?? -1n;
+      out.set(p, end - (c < 0n ? 0n : c));
     });
     return out;
   }

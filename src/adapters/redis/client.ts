@@ -18,6 +18,9 @@ export interface RedisConnectOptions {
 export async function connectRedis(opts: RedisConnectOptions): Promise<Redis> {
   const client = createClient({
     url: opts.url,
+    // Fail commands at once while disconnected instead of queueing them: the caller's retry
+    // loop then reports the outage (not-ready, error metrics) and holds offsets meanwhile.
+    disableOfflineQueue: true,
     socket: {
       connectTimeout: opts.connectTimeoutMs ?? 5000,
       // Exponential backoff capped at 2 s; the processor reports not-ready meanwhile.

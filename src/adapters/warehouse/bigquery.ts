@@ -35,6 +35,8 @@ import {
   findUnencodable,
   type InspectableWarehouse,
   isoFromMs,
+  type KeyedTableName,
+  keyColumnOf,
   keyOf,
   type LogicalType,
   RowEncodeError,
@@ -386,5 +388,60 @@ export class BigQueryWarehouse implements InspectableWarehouse {
     return rows.map((r) => String(r.id));
   }
 
+  /**
+   * Rows per key. The runner takes no query parameters, so keys are inlined as escaped string
+   * literals, `IN UNNEST([...])`, at most 10,000 keys and ~900 KB of SQL per query (BigQuery's
+   * limit is 1 MB), a few queries in flight. Each query scans the key column: on a large table
+   * that is billed per query, see docs/verify.md.
+   */
+  async countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>> {
+    const column = keyColumnOf(table);
+    const out = new Map<string, number>();
+    const queries = countByKeyQueries(table, column, keys);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < queries.length) {
+        const sql = queries[next++]!;
+        for (const r of await this.#query(sql)) {
+          const k = String(r.k);
+          out.set(k, (out.get(k) ?? 0) + Number(r.n));
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, queries.length) }, worker));
+    return out;
+  }
+
   async close(): Promise<void> {}
+}
+
+const BQ_KEYS_PER_QUERY = 10_000;
+const BQ_MAX_SQL_CHARS = 900_000;
+
+/** A GoogleSQL string literal: quotes, backslashes and control characters escaped. */
+export function bigQueryStringLiteral(s: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped
+  return `'${s.replace(/[\\'\u0000-\u001f\u007f]/g, (c) => (c === "'" || c === "\\" ? `\\${c}` : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`))}'`;
+}
+
+/** The SELECT statements countByKey runs: keys split by count and by SQL length. */
+export function countByKeyQueries(table: KeyedTableName, column: string, keys: readonly string[]): string[] {
+  const head = `SELECT ${column} AS k, COUNT(*) AS n FROM ${table} WHERE ${column} IN UNNEST([`;
+  const tail = "]) GROUP BY k";
+  const out: string[] = [];
+  let parts: string[] = [];
+  let chars = 0;
+  const flush = () => {
+    if (parts.length > 0) out.push(head + parts.join(",") + tail);
+    parts = [];
+    chars = 0;
+  };
+  for (const key of keys) {
+    const lit = bigQueryStringLiteral(key);
+    if (parts.length >= BQ_KEYS_PER_QUERY || chars + lit.length + 1 > BQ_MAX_SQL_CHARS) flush();
+    parts.push(lit);
+    chars += lit.length + 1;
+  }
+  flush();
+  return out;
 }

@@ -29,6 +29,8 @@ import {
   type DuckDBValue,
   decimalValue,
   INTEGER,
+  LIST,
+  listValue,
   TIMESTAMPTZ,
   timestampTZValue,
   VARCHAR,
@@ -42,12 +44,15 @@ import {
   alertRowFromLogical,
   alertToRow,
   type ColumnShape,
+  chunksOf,
   columnNames,
   DECIMAL_PRECISION,
   DECIMAL_SCALE,
   FRAUD_ALERTS,
   findUnencodable,
   type InspectableWarehouse,
+  type KeyedTableName,
+  keyColumnOf,
   keyOf,
   type LogicalRecord,
   type LogicalType,
@@ -68,6 +73,8 @@ const BACKEND = "DuckDB";
 /** DuckDB's vector size: the most rows a data chunk holds. */
 const CHUNK_ROWS = 2048;
 const DECIMAL_LIMIT = 10n ** BigInt(DECIMAL_PRECISION);
+/** countByKey: keys per query (each query scans the key column once). */
+const DUCKDB_KEYS_PER_QUERY = 100_000;
 
 /**
  * WAL size that triggers a checkpoint. DuckDB's default (16 MB) checkpoints every ~40K rows,
@@ -494,10 +501,14 @@ export class DuckDbWarehouse implements InspectableWarehouse {
 
   // --------------------------------------------------------------------------- read side
 
-  async #rows(sql: string, params: DuckDBValue[] = []): Promise<Record<string, DuckDBValue>[]> {
+  async #rows(
+    sql: string,
+    params: DuckDBValue[] = [],
+    types?: DuckDBType[],
+  ): Promise<Record<string, DuckDBValue>[]> {
     return this.#serial(async () => {
       try {
-        const reader = await this.#conn.runAndReadAll(sql, params.length > 0 ? params : undefined);
+        const reader = await this.#conn.runAndReadAll(sql, params.length > 0 ? params : undefined, types);
         return reader.getRowObjects();
       } catch (err) {
         throw this.#mapError(err, "query failed");
@@ -523,6 +534,18 @@ export class DuckDbWarehouse implements InspectableWarehouse {
   async alertIds(): Promise<string[]> {
     const rows = await this.#rows("SELECT alert_id AS id FROM fraud_alerts ORDER BY alert_id");
     return rows.map((r) => String(r.id));
+  }
+
+  /** Rows per key: one hash semi-join of the table against a list parameter per chunk of keys. */
+  async countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>> {
+    const column = keyColumnOf(table);
+    const sql = `SELECT ${column} AS k, count(*) AS n FROM ${table} WHERE ${column} IN (SELECT unnest($1)) GROUP BY 1`;
+    const out = new Map<string, number>();
+    for (const chunk of chunksOf(keys, DUCKDB_KEYS_PER_QUERY)) {
+      const rows = await this.#rows(sql, [listValue(chunk)], [LIST(VARCHAR)]);
+      for (const r of rows) out.set(String(r.k), Number(r.n));
+    }
+    return out;
   }
 
   async #getLogical<R>(table: TableDef<R>, key: string): Promise<LogicalRecord | undefined> {

@@ -31,11 +31,14 @@ import {
   alertRowFromLogical,
   alertToRow,
   type ColumnShape,
+  chunksOf,
   columnNames,
   FRAUD_ALERTS,
   findUnencodable,
   type InspectableWarehouse,
   isoFromMs,
+  type KeyedTableName,
+  keyColumnOf,
   keyOf,
   type LogicalRecord,
   type LogicalType,
@@ -54,6 +57,9 @@ const BACKEND = "PostgreSQL";
 export const PG_SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 /** Diagnostic COPY attempts after a rejected batch (each removes one offending line). */
 const MAX_COPY_DIAGNOSIS = 50;
+/** countByKey: keys per query, and queries in flight at once (at most the pool size is used). */
+const PG_KEYS_PER_QUERY = 10_000;
+const PG_READ_CONCURRENCY = 4;
 
 export interface PostgresWarehouseOptions {
   /** Schema holding the tables, created if missing; default: the server's search_path (public). */
@@ -407,6 +413,23 @@ export class PostgresWarehouse implements InspectableWarehouse {
       'SELECT alert_id AS id FROM fraud_alerts ORDER BY alert_id COLLATE "C"',
     );
     return rows.map((r) => r.id);
+  }
+
+  /** Rows per key, one `= ANY($1)` primary-key lookup per chunk of 10,000 keys, chunks on the pool. */
+  async countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>> {
+    const column = keyColumnOf(table);
+    const sql = `SELECT ${column} AS k, count(*) AS n FROM ${table} WHERE ${column} = ANY($1::text[]) GROUP BY 1`;
+    const out = new Map<string, number>();
+    const chunks = chunksOf(keys, PG_KEYS_PER_QUERY);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < chunks.length) {
+        const chunk = chunks[next++]!;
+        for (const r of await this.#query<{ k: string; n: string }>(sql, [chunk])) out.set(r.k, Number(r.n));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PG_READ_CONCURRENCY, chunks.length) }, worker));
+    return out;
   }
 
   async #getLogical<R>(table: TableDef<R>, key: string): Promise<LogicalRecord | undefined> {

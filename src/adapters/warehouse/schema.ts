@@ -114,6 +114,30 @@ export interface InspectableWarehouse extends Warehouse {
   duplicateTransactionIds(): Promise<string[]>;
   /** Every stored alert_id, sorted. */
   alertIds(): Promise<string[]>;
+  /**
+   * Rows stored per primary-key value, for the given keys only: `transaction_id` in
+   * `transactions`, `alert_id` in `fraud_alerts`. A key with no row is absent from the map; a
+   * count above 1 is only possible where the key is not enforced (BigQuery). Takes any number
+   * of keys and queries them in chunks (never one query per key). Used by `paystream verify`.
+   */
+  countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>>;
+}
+
+/** The tables countByKey reads, each counted by its primary key. */
+export type KeyedTableName = "transactions" | "fraud_alerts";
+
+/** The primary-key column countByKey counts by, per table. */
+export function keyColumnOf(table: KeyedTableName): string {
+  if (table === "transactions") return TRANSACTIONS.key;
+  if (table === "fraud_alerts") return FRAUD_ALERTS.key;
+  throw new TypeError(`countByKey: unknown table ${JSON.stringify(table)}`);
+}
+
+/** Splits keys into chunks of at most `size` (the unit of one countByKey query). */
+export function chunksOf<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 type Tx = TransactionRow;

@@ -1,0 +1,170 @@
+/**
+ * Runs paystream services as child processes, the way they run in production, so tests can
+ * kill -9 them, restart them, and read their /status and /readyz.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
+import { services, uniqueName } from "./services.ts";
+
+let nextPort = 30_000 + (process.pid % 4000) * 4;
+export function freePort(): number {
+  return nextPort++;
+}
+
+export interface Service {
+  name: string;
+  port: number;
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+export const PII_KEY = "8f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+export function startService(
+  name: string,
+  args: string[],
+  port: number,
+  env: Record<string, string> = {},
+): Service {
+  const child = spawn("bin/paystream", args, {
+    env: { ...process.env, PAYSTREAM_PII_KEY: PII_KEY, PAYSTREAM_LOG_LEVEL: "warn", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => {
+    out = (out + d).slice(-20_000);
+  });
+  child.stderr!.on("data", (d) => {
+    out = (out + d).slice(-20_000);
+  });
+  const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+  return { name, port, child, output: () => out, exited };
+}
+
+export async function getJson<T>(
+  port: number,
+  path: string,
+): Promise<{ status: number; body: T | undefined }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: res.status, body: (await res.json()) as T };
+  } catch {
+    return { status: 0, body: undefined };
+  }
+}
+
+export async function waitUntil(
+  cond: () => Promise<boolean> | boolean,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface ProcessorStatus {
+  totals: { records: number; ok: number; duplicates: number; invalid: number; alerts: number };
+  health: Record<string, string>;
+}
+
+export function startProcessor(
+  topic: string,
+  group: string,
+  warehouse: string,
+  extra: string[] = [],
+): Service {
+  const port = freePort();
+  return startService(
+    "processor",
+    [
+      "processor",
+      "--kafka",
+      services.kafka.join(","),
+      "--redis",
+      services.redis,
+      "--topic",
+      topic,
+      "--group",
+      group,
+      "--warehouse",
+      warehouse,
+      "--metrics-port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      ...extra,
+    ],
+    port,
+  );
+}
+
+export async function waitReady(s: Service, timeoutMs = 60_000): Promise<void> {
+  await waitUntil(
+    async () => (await getJson(s.port, "/readyz")).status === 200,
+    timeoutMs,
+    `${s.name} ready`,
+  );
+}
+
+export function startCollector(
+  topic: string,
+  labelsTopic: string,
+  rate: number,
+  count: number,
+  seed: number,
+): Service {
+  const port = freePort();
+  return startService(
+    "collector",
+    [
+      "collector",
+      "--kafka",
+      services.kafka.join(","),
+      "--topic",
+      topic,
+      "--labels-topic",
+      labelsTopic,
+      "--rate",
+      String(rate),
+      "--count",
+      String(count),
+      "--seed",
+      String(seed),
+      "--scenario-rate",
+      "0.02",
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+    ],
+    port,
+  );
+}
+
+export async function kill9(s: Service): Promise<void> {
+  s.child.kill("SIGKILL");
+  await s.exited;
+}
+
+export async function stopGracefully(s: Service): Promise<number | null> {
+  s.child.kill("SIGTERM");
+  return s.exited;
+}
+
+/** A fresh PostgreSQL database for one test; dropped by the returned function. */
+export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const db = uniqueName("it_fail").replaceAll("-", "_");
+  const admin = await connectPostgres(services.postgres);
+  await admin.query(`create database ${db}`);
+  return {
+    url: services.postgres.replace(/\/[^/]*$/, `/${db}`),
+    drop: async () => {
+      await admin.query(`drop database if exists ${db} with (force)`).catch(() => {});
+      await admin.end();
+    },
+  };
+}
