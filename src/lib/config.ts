@@ -8,7 +8,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { ConfigError, ErrorCodes, PaystreamError } from "../core/errors.ts";
+import { ConfigError, type ErrorCode, ErrorCodes, PaystreamError } from "../core/errors.ts";
 
 export type Parser<T> = (raw: unknown) => T;
 
@@ -173,31 +173,28 @@ export function parseFlags(
   return { flags, rest };
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
+/**
+ * Reads a YAML or JSON document (JSON when the name ends in .json; YAML, a superset, otherwise).
+ * `what` names the file in errors ("config file", "rules file").
+ */
+export function readDocument(path: string, what: string, code: ErrorCode): unknown {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new PaystreamError(
-      ErrorCodes.CONFIG_FILE,
-      `cannot read config file ${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw new PaystreamError(code, `cannot read ${what} ${path}: ${(err as Error).message}`, { cause: err });
   }
-  let doc: unknown;
   try {
-    doc = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
+    return path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new PaystreamError(
-      ErrorCodes.CONFIG_FILE,
-      `config file ${path} is not valid: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
+    throw new PaystreamError(code, `${what} ${path} is not valid YAML/JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  const doc = readDocument(path, "config file", ErrorCodes.CONFIG_FILE);
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== "object" || Array.isArray(doc)) {
     throw new PaystreamError(ErrorCodes.CONFIG_FILE, `config file ${path} must hold an object`);

@@ -3,36 +3,13 @@
  * A bad edit never replaces good rules: the error (naming rule and field) is logged and
  * counted, and the processor keeps running on the last good set.
  */
-import { type FSWatcher, readFileSync, watch } from "node:fs";
-import { parse as parseYaml } from "yaml";
+import { type FSWatcher, watch } from "node:fs";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
 import { parseRules, type RuleSet } from "../core/rules.ts";
+import { readDocument } from "../lib/config.ts";
 
 export function loadRulesFile(path: string, maxWindowMs: number): RuleSet {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new PaystreamError(
-      ErrorCodes.RULES_INVALID,
-      `cannot read rules file ${path}: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
-  let doc: unknown;
-  try {
-    doc = path.endsWith(".json") ? JSON.parse(text) : parseYaml(text);
-  } catch (err) {
-    throw new PaystreamError(
-      ErrorCodes.RULES_INVALID,
-      `rules file ${path} is not valid YAML/JSON: ${(err as Error).message}`,
-      {
-        cause: err,
-      },
-    );
-  }
+  const doc = readDocument(path, "rules file", ErrorCodes.RULES_INVALID);
   try {
     return parseRules(doc, { maxWindowMs });
   } catch (err) {
