@@ -48,6 +48,10 @@ async function runUp(args: string[], env: Record<string, string> = {}) {
       "0.05",
       "--summary-file",
       summaryFile,
+      // Transaction ids derive from the seed: a fresh seed keeps this run's ids out of the
+      // shared Redis dedup store's memory of earlier runs.
+      "--seed",
+      String(Date.now() % 2_000_000_000),
       ...args,
     ],
     { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
