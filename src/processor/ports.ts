@@ -57,7 +57,13 @@ export interface RecordSource {
    * rebuild its windows. Resolves with the number of records replayed (0 on a first start).
    * Optional: a source whose state cannot outlive the process (the embedded log) has none.
    */
-  replay?(partition: number, spanMs: number, onRecords: (records: InRecord[]) => void): Promise<number>;
+  replay?(
+    partition: number,
+    spanMs: number,
+    onRecords: (records: InRecord[]) => void,
+    /** Replay at least up to this offset (exclusive): records this replica already processed. */
+    until?: bigint,
+  ): Promise<number>;
   /** Records not yet consumed, per partition (for lag metrics). */
   lag(): Promise<Map<number, bigint>>;
   close(): Promise<void>;

@@ -188,8 +188,13 @@ export class KafkaSource implements RecordSource {
     });
   }
 
-  async replay(partition: number, spanMs: number, onRecords: (records: InRecord[]) => void): Promise<number> {
-    const range = await recoveryRange(this.#consumer, this.#opts.topic, partition, spanMs);
+  async replay(
+    partition: number,
+    spanMs: number,
+    onRecords: (records: InRecord[]) => void,
+    until = 0n,
+  ): Promise<number> {
+    const range = await recoveryRange(this.#consumer, this.#opts.topic, partition, spanMs, until);
     if (!range || range.from >= range.to) return 0;
     return readRange(this.#consumer, this.#opts.topic, partition, range.from, range.to, onRecords);
   }

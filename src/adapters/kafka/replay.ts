@@ -29,10 +29,13 @@ export async function recoveryRange(
   topic: string,
   partition: number,
   spanMs: number,
+  until = 0n,
 ): Promise<ReplayRange | undefined> {
   const committed = await consumer.listCommittedOffsets({ topics: [{ topic, partitions: [partition] }] });
-  const to = committed.get(topic)?.[partition];
-  if (to === undefined || to <= 0n) return undefined;
+  const c = committed.get(topic)?.[partition] ?? -1n;
+  // Up to the committed offset, or further when this replica already processed further.
+  const to = c > until ? c : until;
+  if (to <= 0n) return undefined;
   let lastTimestamp: number | undefined;
   await readRange(consumer, topic, partition, to - 1n, to, (recs) => {
     lastTimestamp = recs.at(-1)?.timestamp;
