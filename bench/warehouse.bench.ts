@@ -8,6 +8,7 @@
  *   npx node bench/warehouse.bench.ts [rows] [batch]
  *
  * Needs the local PostgreSQL (scripts/services.sh up); PAYSTREAM_TEST_POSTGRES overrides it.
+ * `npm run bench` calls runWarehouseBench() in a process of its own.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -19,8 +20,6 @@ import type { InspectableWarehouse } from "../src/adapters/warehouse/schema.ts";
 import { formatMinor } from "../src/core/schema.ts";
 import type { TransactionRow } from "../src/processor/ports.ts";
 
-const ROWS = Number(process.argv[2] ?? 200_000);
-const BATCH = Number(process.argv[3] ?? 5_000);
 const ACCOUNTS = 50_000;
 const POSTGRES = process.env.PAYSTREAM_TEST_POSTGRES ?? "postgres://paystream@127.0.0.1:5432/paystream";
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
@@ -71,16 +70,22 @@ function makeRow(i: number): TransactionRow {
   };
 }
 
-interface Result {
+export interface WarehouseResult {
   backend: string;
   phase: string;
   rows: number;
   seconds: number;
+  rowsPerS: number;
+  /** Batch latency, ms. */
   p50: number;
   max: number;
 }
 
-async function run(wh: InspectableWarehouse, batches: TransactionRow[][], phase: string): Promise<Result> {
+async function run(
+  wh: InspectableWarehouse,
+  batches: TransactionRow[][],
+  phase: string,
+): Promise<WarehouseResult> {
   const lat: number[] = [];
   const t0 = performance.now();
   for (const b of batches) {
@@ -90,63 +95,82 @@ async function run(wh: InspectableWarehouse, batches: TransactionRow[][], phase:
   }
   const seconds = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
+  const rows = batches.reduce((n, b) => n + b.length, 0);
   return {
     backend: wh.name,
     phase,
-    rows: batches.reduce((n, b) => n + b.length, 0),
+    rows,
     seconds,
+    rowsPerS: Math.round(rows / seconds),
     p50: lat[Math.floor(lat.length / 2)] ?? 0,
     max: lat.at(-1) ?? 0,
   };
 }
 
-const batches: TransactionRow[][] = [];
-for (let start = 0; start < ROWS; start += BATCH) {
-  const b: TransactionRow[] = [];
-  for (let i = start; i < Math.min(ROWS, start + BATCH); i++) b.push(makeRow(i));
-  batches.push(b);
-}
-
-const dir = mkdtempSync(join(tmpdir(), "paystream-bench-"));
-const schema = `bench_${RUN.replaceAll("-", "_")}`;
-const results: Result[] = [];
-try {
-  for (const [url, opts] of [
-    [`duckdb:${join(dir, "bench.duckdb")}`, {}],
-    [POSTGRES, { schema }],
-  ] as const) {
-    const wh = await openWarehouse(url, opts);
-    try {
-      results.push(await run(wh, batches, "fresh"));
-      results.push(await run(wh, batches, "replay (all duplicates)"));
-      const count = await wh.countTransactions();
-      if (count !== ROWS) process.stdout.write(`WARNING: ${wh.name} holds ${count} rows, expected ${ROWS}\n`);
-    } finally {
-      await wh.close();
-    }
+export async function runWarehouseBench(
+  opts: { rows?: number; batch?: number; print?: boolean } = {},
+): Promise<WarehouseResult[]> {
+  const ROWS = opts.rows ?? 200_000;
+  const BATCH = opts.batch ?? 5_000;
+  const batches: TransactionRow[][] = [];
+  for (let start = 0; start < ROWS; start += BATCH) {
+    const b: TransactionRow[] = [];
+    for (let i = start; i < Math.min(ROWS, start + BATCH); i++) b.push(makeRow(i));
+    batches.push(b);
   }
-} finally {
-  rmSync(dir, { recursive: true, force: true });
-  const pool = new pg.Pool({ connectionString: POSTGRES, max: 1 });
-  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-  await pool.end();
+
+  const dir = mkdtempSync(join(tmpdir(), "paystream-bench-"));
+  const schema = `bench_${RUN.replaceAll("-", "_")}`;
+  const results: WarehouseResult[] = [];
+  try {
+    for (const [url, openOpts] of [
+      [`duckdb:${join(dir, "bench.duckdb")}`, {}],
+      [POSTGRES, { schema }],
+    ] as const) {
+      const wh = await openWarehouse(url, openOpts);
+      try {
+        results.push(await run(wh, batches, "fresh"));
+        results.push(await run(wh, batches, "replay (all duplicates)"));
+        const count = await wh.countTransactions();
+        if (count !== ROWS)
+          process.stdout.write(`WARNING: ${wh.name} holds ${count} rows, expected ${ROWS}\n`);
+      } finally {
+        await wh.close();
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+    const pool = new pg.Pool({ connectionString: POSTGRES, max: 1 });
+    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+    await pool.end();
+  }
+
+  if (opts.print !== false) {
+    process.stdout.write(
+      `\nwarehouse sinks: ${ROWS.toLocaleString("en")} rows in batches of ${BATCH.toLocaleString("en")}, one batch at a time (node ${process.version})\n\n`,
+    );
+    const header = ["backend", "phase", "rows", "seconds", "rows/s", "batch p50 ms", "batch max ms"];
+    const table = results.map((r) => [
+      r.backend,
+      r.phase,
+      r.rows.toLocaleString("en"),
+      r.seconds.toFixed(2),
+      r.rowsPerS.toLocaleString("en"),
+      r.p50.toFixed(1),
+      r.max.toFixed(1),
+    ]);
+    const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
+    const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |\n`;
+    process.stdout.write(line(header));
+    process.stdout.write(line(widths.map((w) => "-".repeat(w))));
+    for (const row of table) process.stdout.write(line(row));
+  }
+  return results;
 }
 
-process.stdout.write(
-  `\nwarehouse sinks: ${ROWS.toLocaleString("en")} rows in batches of ${BATCH.toLocaleString("en")}, one batch at a time (node ${process.version})\n\n`,
-);
-const header = ["backend", "phase", "rows", "seconds", "rows/s", "batch p50 ms", "batch max ms"];
-const table = results.map((r) => [
-  r.backend,
-  r.phase,
-  r.rows.toLocaleString("en"),
-  r.seconds.toFixed(2),
-  Math.round(r.rows / r.seconds).toLocaleString("en"),
-  r.p50.toFixed(1),
-  r.max.toFixed(1),
-]);
-const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i]!.length)));
-const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |\n`;
-process.stdout.write(line(header));
-process.stdout.write(line(widths.map((w) => "-".repeat(w))));
-for (const row of table) process.stdout.write(line(row));
+if (import.meta.main) {
+  await runWarehouseBench({
+    rows: Number(process.argv[2] ?? 200_000),
+    batch: Number(process.argv[3] ?? 5_000),
+  });
+}
