@@ -258,7 +258,7 @@ async function rateAccuracy(ctx: BenchContext): Promise<BenchOutput> {
 export const collectorThroughput: Bench = {
   name: "collector-throughput",
   description: "one collector process far above its ceiling: sustained tx/s and CPU per record",
-  estimateS: [80, 14],
+  estimateS: [85, 14],
   run: throughput,
 };
 
@@ -266,6 +266,6 @@ export const collectorRateAccuracy: Bench = {
   name: "collector-rate-accuracy",
   description:
     "targets 100 / 1K / 10K / 50K tx/s set live: actual/target per 10 s window, time to follow a change",
-  estimateS: [100, 50],
+  estimateS: [100, 48],
   run: rateAccuracy,
 };

@@ -200,6 +200,6 @@ export const e2eLatency: Bench = {
   name: "e2e-latency",
   description:
     "collector + processor live at 1K / 20K / 50K tx/s: Kafka append → alert in Redis / row in DuckDB",
-  estimateS: [135, 55],
+  estimateS: [130, 42],
   run,
 };

@@ -125,20 +125,20 @@ async function warehouse(ctx: BenchContext): Promise<BenchOutput> {
 export const microBench: Bench = {
   name: "micro",
   description: "domain core (window + rules, masking) and traffic generator, in-process, one core",
-  estimateS: [70, 15],
+  estimateS: [40, 8],
   run: micro,
 };
 
 export const windowMemoryBench: Bench = {
   name: "window-memory",
   description: "heap per account with 3 events in each window, 100K and 1M accounts, after GC",
-  estimateS: [25, 4],
+  estimateS: [20, 3],
   run: windowMemory,
 };
 
 export const warehouseBench: Bench = {
   name: "warehouse",
   description: "DuckDB and PostgreSQL sinks, 5,000-row batches, fresh rows then a full replay",
-  estimateS: [25, 8],
+  estimateS: [12, 4],
   run: warehouse,
 };

@@ -306,6 +306,6 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
 export const processorThroughput: Bench = {
   name: "processor-throughput",
   description: "one processor draining a pre-filled 24-partition topic, DuckDB then PostgreSQL",
-  estimateS: [120, 40],
+  estimateS: [130, 25],
   run,
 };

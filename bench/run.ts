@@ -1,10 +1,10 @@
 /**
  * `npm run bench`: every benchmark, one results table, one JSON file.
  *
- *   npm run bench                          full run (~10 min)
- *   npm run bench -- --quick               shorter durations (~3 min): a smoke test of the numbers
+ *   npm run bench                          full run (~8 min)
+ *   npm run bench -- --quick               shorter durations (~2.5 min): a smoke test of the numbers
  *   npm run bench -- --only=processor-throughput,e2e-latency   (a prefix such as --only=collector works)
- *   npm run bench -- --profile             also CPU-profile the processor (adds ~1 min)
+ *   npm run bench -- --profile             also CPU-profile the collector and the processor (adds ~2 min)
  *   npm run bench -- --no-save             print only (while working on a benchmark)
  *   npm run bench -- --list | --summary | --help
  *
