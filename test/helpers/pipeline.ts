@@ -12,6 +12,7 @@ import {
   createConsumer,
   createProducer,
   type KafkaConnection,
+  waitForLeaders,
 } from "../../src/adapters/kafka/client.ts";
 import { KafkaSink, KafkaSource } from "../../src/adapters/kafka/log.ts";
 import { RedisAlertStore } from "../../src/adapters/redis/alerts.ts";
@@ -54,6 +55,7 @@ export async function createTestTopics(prefix: string, partitions = 6): Promise<
       { topic: topics.alerts, partitions: 2, replicas: 1 },
     ],
   });
+  await waitForLeaders(admin, Object.values(topics));
   await admin.close();
   return topics;
 }

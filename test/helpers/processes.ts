@@ -6,7 +6,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
 import { services, uniqueName } from "./services.ts";
 
-let nextPort = 30_000 + (process.pid % 4000) * 4;
+// Below Linux's ephemeral range (32768-60999): a port taken from there can already be the
+// local end of some client connection, and the child would then fail with "port in use".
+// 50 ports per test process, spread by pid so concurrent test files do not meet.
+let nextPort = 20_000 + (process.pid % 250) * 50;
 export function freePort(): number {
   return nextPort++;
 }
@@ -103,11 +106,19 @@ export function startProcessor(
 }
 
 export async function waitReady(s: Service, timeoutMs = 60_000): Promise<void> {
-  await waitUntil(
-    async () => (await getJson(s.port, "/readyz")).status === 200,
-    timeoutMs,
-    `${s.name} ready`,
-  );
+  try {
+    await waitUntil(
+      async () => (await getJson(s.port, "/readyz")).status === 200,
+      timeoutMs,
+      `${s.name} ready`,
+    );
+  } catch (err) {
+    // Why it is not ready is in its own /readyz answer and its log: put both in the failure.
+    const why = await getJson(s.port, "/readyz");
+    throw new Error(
+      `${(err as Error).message}; /readyz ${why.status} ${JSON.stringify(why.body)}; exit ${s.child.exitCode}; last output:\n${s.output().slice(-4000)}`,
+    );
+  }
 }
 
 export function startCollector(

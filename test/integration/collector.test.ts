@@ -110,21 +110,18 @@ describe("collector on the real broker", () => {
     assert.equal(unknown.status, 404);
   });
 
-  it("a rate change over HTTP takes effect within a second and is tracked", async () => {
+  it("a rate change over HTTP takes effect and is tracked", async () => {
     const res = await post("/config/rate", { messages_per_second: 4000 });
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { messages_per_second: 4000, previous: 0 });
-    const t0 = Date.now();
-    await waitFor(
-      () => running.collector.totals.produced > 0,
-      1000,
-      "first records within 1 s of the rate change",
-    );
-    assert.ok(Date.now() - t0 < 1000);
+    // How fast a change takes effect is a benchmark figure (bench/collector.bench.ts); here:
+    // records start flowing, then flow at about the new rate.
+    await waitFor(() => running.collector.totals.produced > 0, 10_000, "first acknowledged records");
+    const from = running.collector.totals.produced;
     await new Promise((r) => setTimeout(r, 3000));
-    const produced = running.collector.totals.produced;
-    // 3 s at 4000/s plus up to 1 s of the ramp: a broad band, since exact accuracy is a benchmark's job.
-    assert.ok(produced > 9_000 && produced < 17_000, `produced ${produced}`);
+    const produced = running.collector.totals.produced - from;
+    // 3 s at 4000/s: a broad band, since exact accuracy is a benchmark's job.
+    assert.ok(produced > 8_000 && produced < 16_000, `produced ${produced} in 3 s`);
     const metrics = await (await fetch(`${running.url}/metrics`)).text();
     assert.match(metrics, /paystream_collector_target_rate\S* 4000/);
     const stop = await post("/config/rate", { messages_per_second: 0 });
@@ -132,7 +129,9 @@ describe("collector on the real broker", () => {
   });
 
   it("produced counts by outcome match the labels exactly, and malformed records are what they claim", async () => {
-    // Rate is 0 now: wait until the last in-flight requests are acknowledged.
+    // Stop generating (whatever the test before did), then wait until the last in-flight
+    // requests are acknowledged.
+    assert.equal((await post("/config/rate", { messages_per_second: 0 })).status, 200);
     let last = -1;
     await waitFor(
       async () => {

@@ -72,12 +72,40 @@ export async function ensureTopics(
         topics: missing.map((t) => ({ topic: t, partitions: TopicLayout[t].partitions, replicas })),
       });
     }
-    const meta = await admin.metadata({ topics: [...topics], forceUpdate: true });
+    const meta = await waitForLeaders(admin, topics);
     const counts = new Map<string, number>();
     for (const t of topics) counts.set(t, meta.topics.get(t)?.partitionsCount ?? 0);
     return counts;
   } finally {
     await admin.close().catch(() => {});
+  }
+}
+
+/**
+ * CreateTopics returns before the controller has elected a leader for every new partition; a
+ * produce in that gap fails with NOT_LEADER and waits out the client's retry backoff. Waiting
+ * here makes a freshly created topic usable at once (first-run demos, tests on a new broker).
+ */
+export async function waitForLeaders(
+  admin: Admin,
+  topics: readonly string[],
+  timeoutMs = 30_000,
+): Promise<Awaited<ReturnType<Admin["metadata"]>>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const meta = await admin.metadata({ topics: [...topics], forceUpdate: true });
+    const pending = topics.filter((t) => {
+      const m = meta.topics.get(t);
+      return !m || m.partitions.length < m.partitionsCount || m.partitions.some((p) => !p || p.leader < 0);
+    });
+    if (pending.length === 0) return meta;
+    if (Date.now() > deadline)
+      throw new PaystreamError(
+        ErrorCodes.KAFKA_UNREACHABLE,
+        `no partition leader elected within ${timeoutMs} ms for topics ${pending.join(", ")}`,
+        { retriable: true, details: { topics: pending } },
+      );
+    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
