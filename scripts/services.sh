@@ -16,11 +16,13 @@ STATE="${PAYSTREAM_SERVICES_DIR:-/var/tmp/paystream-services}"
 CACHE="${PAYSTREAM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/paystream}"
 KAFKA_VERSION="${PAYSTREAM_KAFKA_VERSION:-4.1.1}"
 KAFKA_LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
-KAFKA_PORT=9092
-KAFKA_CONTROLLER_PORT=9093
-REDIS_PORT=6379
-PG_PORT=5432
-PROM_PORT=9090
+# Ports can be moved so a second, isolated set (own PAYSTREAM_SERVICES_DIR) runs beside the
+# default one, e.g. for outage tests that stop services while other work uses the defaults.
+KAFKA_PORT="${PAYSTREAM_KAFKA_PORT:-9092}"
+KAFKA_CONTROLLER_PORT="${PAYSTREAM_KAFKA_CONTROLLER_PORT:-9093}"
+REDIS_PORT="${PAYSTREAM_REDIS_PORT:-6379}"
+PG_PORT="${PAYSTREAM_PG_PORT:-5432}"
+PROM_PORT="${PAYSTREAM_PROM_PORT:-9090}"
 PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
 
 log() { printf '[services] %s\n' "$*"; }

@@ -28,6 +28,22 @@ export const processorOptions = [
     default: Topics.transactions,
   },
   {
+    key: "kafka.dlqTopic",
+    flag: "dlq-topic",
+    env: "PAYSTREAM_DLQ_TOPIC",
+    description: "dead-letter topic: invalid and unwritable records, with the reason in headers",
+    parse: p.string({ min: 1 }),
+    default: Topics.dlq,
+  },
+  {
+    key: "kafka.alertsTopic",
+    flag: "alerts-topic",
+    env: "PAYSTREAM_ALERTS_TOPIC",
+    description: "topic every alert is also produced to (keyed by account, alert_id header)",
+    parse: p.string({ min: 1 }),
+    default: Topics.alerts,
+  },
+  {
     key: "kafka.groupProtocol",
     flag: "group-protocol",
     env: "PAYSTREAM_GROUP_PROTOCOL",
@@ -162,7 +178,14 @@ export const processorOptions = [
 ] as const satisfies OptionTable;
 
 export interface ProcessorConfig {
-  kafka: { brokers: string[]; groupId: string; topic: string; groupProtocol: "consumer" | "classic" };
+  kafka: {
+    brokers: string[];
+    groupId: string;
+    topic: string;
+    dlqTopic: string;
+    alertsTopic: string;
+    groupProtocol: "consumer" | "classic";
+  };
   redisUrl: string;
   warehouse: string;
   rulesFile: string;
@@ -185,6 +208,8 @@ export function toProcessorConfig(v: Record<string, unknown>): ProcessorConfig {
       brokers: v["kafka.brokers"] as string[],
       groupId: v["kafka.groupId"] as string,
       topic: v["kafka.topic"] as string,
+      dlqTopic: (v["kafka.dlqTopic"] as string | undefined) ?? Topics.dlq,
+      alertsTopic: (v["kafka.alertsTopic"] as string | undefined) ?? Topics.alerts,
       groupProtocol: (v["kafka.groupProtocol"] as "consumer" | "classic" | undefined) ?? "consumer",
     },
     redisUrl: v["redis.url"] as string,

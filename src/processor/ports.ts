@@ -43,6 +43,8 @@ export interface SourceHandlers {
   onBatch(records: InRecord[]): Promise<void>;
   onAssigned?(partitions: { topic: string; partition: number }[]): void;
   onRevoked?(partitions: { topic: string; partition: number }[]): void;
+  /** A dependency of the source failing (problem set) or recovered (undefined): readiness. */
+  onHealth?(dependency: string, problem: string | undefined): void;
 }
 
 /** A consume-side log in a consumer group (Kafka consumer or embedded log). */

@@ -15,7 +15,7 @@
 import { alertToJson } from "../adapters/redis/alerts.ts";
 import type { Alert } from "../core/alert.ts";
 import type { Deduper } from "../core/dedup.ts";
-import { isPaystreamError } from "../core/errors.ts";
+import { ErrorCodes, isPaystreamError } from "../core/errors.ts";
 import type { Masker } from "../core/masking.ts";
 import { evaluate, type RuleSet } from "../core/rules.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES, decodeTransaction, luhnValid, type Transaction } from "../core/schema.ts";
@@ -109,7 +109,17 @@ export class Processor {
   /** Partitions whose state is being rebuilt; batches wait for them. */
   readonly #recovering = new Map<number, Promise<void>>();
   /** Totals for status lines and tests. */
-  readonly totals = { records: 0, ok: 0, duplicates: 0, invalid: 0, late: 0, alerts: 0, batches: 0 };
+  readonly totals = {
+    records: 0,
+    ok: 0,
+    duplicates: 0,
+    invalid: 0,
+    late: 0,
+    alerts: 0,
+    batches: 0,
+    /** Valid rows (and alerts) the warehouse refused for good; in the DLQ. */
+    warehouseRejected: 0,
+  };
   readonly alertsByRule = new Map<string, number>();
 
   constructor(deps: ProcessorDeps, opts: ProcessorOptions) {
@@ -157,6 +167,16 @@ export class Processor {
         }
         this.#d.metrics.assignedPartitions.inc(parts.length);
         this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions assigned");
+      },
+      onHealth: (dependency, problem) => {
+        if (problem === undefined) {
+          if (this.health.delete(dependency)) this.#d.log.info({ dependency }, "dependency recovered");
+          return;
+        }
+        if (!this.health.has(dependency))
+          this.#d.log.warn({ dependency, err: problem }, "dependency failing, retrying");
+        this.health.set(dependency, problem);
+        this.#d.metrics.sinkErrors.inc({ sink: dependency });
       },
       onRevoked: (parts) => {
         this.#d.metrics.rebalances.inc();
@@ -395,19 +415,85 @@ export class Processor {
           });
     const log =
       out.logRecords.length === 0 ? Promise.resolve() : timed("kafka", () => d.sink.send(out.logRecords));
+    const wh = d.warehouse;
     const warehouse = Promise.all([
-      out.rows.length === 0
-        ? Promise.resolve()
-        : timed(d.warehouse.name, () => d.warehouse.writeTransactions(out.rows)),
-      out.alerts.length === 0
-        ? Promise.resolve()
-        : timed(`${d.warehouse.name}_alerts`, () => d.warehouse.writeAlerts(out.alerts)),
+      this.#writeOrDeadLetter(
+        out.rows,
+        out.rowRecords,
+        "transactionIds",
+        (r) => r.transaction_id,
+        (rows) => timed(wh.name, () => wh.writeTransactions(rows)),
+      ),
+      this.#writeOrDeadLetter(
+        out.alerts,
+        out.alertRecords,
+        "alertIds",
+        (a) => a.alertId,
+        (alerts) => timed(`${wh.name}_alerts`, () => wh.writeAlerts(alerts)),
+      ),
     ]).then(() => {
       const now = this.#now();
       for (const r of out.rowRecords)
         m.e2eLatency.observe({ output: "warehouse" }, (now - r.timestamp) / 1000);
     });
     await Promise.all([alertStore, log, warehouse]);
+  }
+
+  /**
+   * Writes items to the warehouse; rows the warehouse refuses for good (PS_WAREHOUSE_REJECTED)
+   * go to the DLQ with the reason and the rest is written again, so one bad row neither stops
+   * the partition nor loops forever. The sink names the refused rows when it can; when it
+   * cannot (a constraint it does not know, e.g. one an operator added), the batch is split in
+   * halves until the refused rows stand alone: log2(batch) extra writes, only on rejection.
+   */
+  async #writeOrDeadLetter<T>(
+    items: T[],
+    records: InRecord[],
+    detail: "transactionIds" | "alertIds",
+    keyOf: (item: T) => string,
+    write: (items: T[]) => Promise<void>,
+  ): Promise<void> {
+    while (items.length > 0) {
+      try {
+        await write(items);
+        return;
+      } catch (err) {
+        if (!isPaystreamError(err) || err.code !== ErrorCodes.WAREHOUSE_REJECTED) throw err;
+        const named = err.details[detail];
+        const refused = new Set(Array.isArray(named) ? (named as string[]) : []);
+        if (items.length === 1) refused.add(keyOf(items[0]!));
+        else if (!items.some((it) => refused.has(keyOf(it)))) {
+          const half = items.length >>> 1;
+          await this.#writeOrDeadLetter(items.slice(0, half), records.slice(0, half), detail, keyOf, write);
+          await this.#writeOrDeadLetter(items.slice(half), records.slice(half), detail, keyOf, write);
+          return;
+        }
+        const keep: T[] = [];
+        const keepRecords: InRecord[] = [];
+        const dead: OutRecord[] = [];
+        for (let i = 0; i < items.length; i++) {
+          const key = keyOf(items[i]!);
+          if (!refused.has(key)) {
+            keep.push(items[i]!);
+            keepRecords.push(records[i]!);
+            continue;
+          }
+          const dlq = this.#dlqRecord(records[i]!, "warehouse_rejected", (err as Error).message);
+          dlq.headers![detail === "transactionIds" ? "transaction_id" : "alert_id"] = key;
+          if (detail === "alertIds") dlq.value = alertToJson(items[i] as Alert);
+          dead.push(dlq);
+        }
+        await this.#retry("kafka", () => this.#d.sink.send(dead));
+        this.#d.metrics.dlq.inc({ reason: "warehouse_rejected" }, dead.length);
+        this.totals.warehouseRejected += dead.length;
+        this.#d.log.warn(
+          { refused: dead.length, [detail]: [...refused].slice(0, 10), err: (err as Error).message },
+          "warehouse refused rows: dead-lettered, writing the rest",
+        );
+        items = keep;
+        records = keepRecords;
+      }
+    }
   }
 
   /**

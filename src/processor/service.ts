@@ -66,6 +66,7 @@ export async function connectRealAdapters(cfg: ProcessorConfig, log: Logger): Pr
   const source = new KafkaSource(conn, {
     topic: cfg.kafka.topic,
     groupId: cfg.kafka.groupId,
+    groupProtocol: cfg.kafka.groupProtocol,
     maxBatch: cfg.maxBatch,
   });
   const sink = new KafkaSink(conn);
@@ -126,6 +127,8 @@ export async function startProcessor(
       maxMessageBytes: cfg.maxMessageBytes,
       maxInFlight: cfg.maxInFlight,
       recoverySpanMs: cfg.recoverySpanMs,
+      dlqTopic: cfg.kafka.dlqTopic,
+      alertsTopic: cfg.kafka.alertsTopic,
     },
   );
 

@@ -126,6 +126,8 @@ export interface RowCountResult {
   expected: number;
   present: number;
   missing: number;
+  /** ids not stored because the warehouse refused them; dead-lettered (see settle). */
+  refused: number;
   /** ids stored more than once (only possible where the key is not enforced). */
   duplicated: number;
   /** rows beyond the first, summed over duplicated ids. */
@@ -141,6 +143,7 @@ export class RowCountTally {
     expected: 0,
     present: 0,
     missing: 0,
+    refused: 0,
     duplicated: 0,
     extraRows: 0,
     missingExamples: [],
@@ -151,6 +154,9 @@ export class RowCountTally {
     this.#max = maxExamples;
   }
 
+  /** Every missing id (a clean run has none), so ones the warehouse refused can be excused. */
+  readonly #missing: string[] = [];
+
   addChunk(ids: readonly string[], counts: ReadonlyMap<string, number>): void {
     const r = this.result;
     for (const id of ids) {
@@ -158,6 +164,7 @@ export class RowCountTally {
       const n = counts.get(id) ?? 0;
       if (n === 0) {
         r.missing++;
+        this.#missing.push(id);
         pushExample(r.missingExamples, id, this.#max);
         continue;
       }
@@ -167,6 +174,23 @@ export class RowCountTally {
         r.extraRows += n - 1;
         pushExample(r.duplicateExamples, { id, rows: n }, this.#max);
       }
+    }
+  }
+
+  /**
+   * Settles the missing ids: those the processor dead-lettered because the warehouse refused
+   * them are not lost (they are in the DLQ, with the reason, for an operator to act on) and
+   * are counted apart; the rest are missing. Call once, after the last chunk.
+   */
+  settle(refusedByWarehouse: ReadonlySet<string>): void {
+    if (refusedByWarehouse.size === 0) return;
+    const r = this.result;
+    r.missingExamples = [];
+    for (const id of this.#missing) {
+      if (refusedByWarehouse.has(id)) {
+        r.missing--;
+        r.refused++;
+      } else pushExample(r.missingExamples, id, this.#max);
     }
   }
 }
@@ -187,6 +211,10 @@ export class DlqTally {
   /** Records of the input topic without usable source_partition / source_offset headers. */
   unattributed = 0;
   readonly entries = new Map<string, DlqEntry>();
+  /** transaction_ids of valid rows the warehouse refused for good (reason warehouse_rejected). */
+  readonly refusedTransactions = new Set<string>();
+  /** alert_ids of alerts the warehouse refused for good. */
+  readonly refusedAlerts = new Set<string>();
 
   constructor(inputTopic: string) {
     this.inputTopic = inputTopic;
@@ -205,8 +233,17 @@ export class DlqTally {
       this.unattributed++;
       return;
     }
-    const key = sourceKey(p, BigInt(o));
     const reason = headers.get("reason") ?? "";
+    if (reason === "warehouse_rejected") {
+      // A valid record the warehouse would not take: judged with the rows, not with M.
+      const tx = headers.get("transaction_id");
+      const alert = headers.get("alert_id");
+      if (tx) this.refusedTransactions.add(tx);
+      else if (alert) this.refusedAlerts.add(alert);
+      else this.unattributed++;
+      return;
+    }
+    const key = sourceKey(p, BigInt(o));
     const e = this.entries.get(key);
     if (e) {
       e.copies++;
@@ -712,8 +749,16 @@ export function buildReport(x: ReportInputs, maxExamples = DEFAULT_MAX_EXAMPLES)
   }
 
   const w = x.warehouse;
-  rows.push(expectEq("warehouse", "transactions stored (one per U)", u, w.present));
+  rows.push(expectEq("warehouse", "transactions stored (one per U)", u - w.refused, w.present));
   rows.push(expectEq("warehouse", "missing rows", 0, w.missing));
+  rows.push(
+    warnIf(
+      "warehouse",
+      "rows refused by the warehouse (in the DLQ)",
+      w.refused,
+      "not lost: dead-lettered with reason warehouse_rejected; fix the warehouse, then replay them",
+    ),
+  );
   rows.push(
     expectEq(
       "warehouse",

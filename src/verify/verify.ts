@@ -169,6 +169,7 @@ export async function verify(opts: VerifyOptions): Promise<VerifyRun> {
     // ---- warehouse rows: the last chunks of U
     const t1 = performance.now();
     await rowCounter.finish();
+    rows.settle(dlq.refusedTransactions);
     say(`  warehouse: ${rowCounter.checked} ids checked, ${secs(performance.now() - t1)} after the read`);
 
     // ---- alerts

@@ -39,6 +39,8 @@ export interface TestTopics {
   input: string;
   dlq: string;
   alerts: string;
+  /** The collector's ground truth (payments.labels for this test). */
+  labels: string;
 }
 
 export async function createTestTopics(prefix: string, partitions = 6): Promise<TestTopics> {
@@ -46,6 +48,7 @@ export async function createTestTopics(prefix: string, partitions = 6): Promise<
     input: uniqueName(`${prefix}-in`),
     dlq: uniqueName(`${prefix}-dlq`),
     alerts: uniqueName(`${prefix}-alerts`),
+    labels: uniqueName(`${prefix}-labels`),
   };
   const admin = createAdmin(conn);
   await admin.createTopics({
@@ -53,6 +56,7 @@ export async function createTestTopics(prefix: string, partitions = 6): Promise<
       { topic: topics.input, partitions, replicas: 1 },
       { topic: topics.dlq, partitions: 2, replicas: 1 },
       { topic: topics.alerts, partitions: 2, replicas: 1 },
+      { topic: topics.labels, partitions: 2, replicas: 1 },
     ],
   });
   await waitForLeaders(admin, Object.values(topics));

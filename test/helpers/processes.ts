@@ -2,8 +2,9 @@
  * Runs paystream services as child processes, the way they run in production, so tests can
  * kill -9 them, restart them, and read their /status and /readyz.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
+import type { TestTopics } from "./pipeline.ts";
 import { services, uniqueName } from "./services.ts";
 
 // Below Linux's ephemeral range (32768-60999): a port taken from there can already be the
@@ -75,7 +76,7 @@ export interface ProcessorStatus {
 }
 
 export function startProcessor(
-  topic: string,
+  topics: TestTopics,
   group: string,
   warehouse: string,
   extra: string[] = [],
@@ -90,7 +91,11 @@ export function startProcessor(
       "--redis",
       services.redis,
       "--topic",
-      topic,
+      topics.input,
+      "--dlq-topic",
+      topics.dlq,
+      "--alerts-topic",
+      topics.alerts,
       "--group",
       group,
       "--warehouse",
@@ -121,13 +126,7 @@ export async function waitReady(s: Service, timeoutMs = 60_000): Promise<void> {
   }
 }
 
-export function startCollector(
-  topic: string,
-  labelsTopic: string,
-  rate: number,
-  count: number,
-  seed: number,
-): Service {
+export function startCollector(topics: TestTopics, rate: number, count: number, seed: number): Service {
   const port = freePort();
   return startService(
     "collector",
@@ -136,9 +135,9 @@ export function startCollector(
       "--kafka",
       services.kafka.join(","),
       "--topic",
-      topic,
+      topics.input,
       "--labels-topic",
-      labelsTopic,
+      topics.labels,
       "--rate",
       String(rate),
       "--count",
@@ -166,16 +165,69 @@ export async function stopGracefully(s: Service): Promise<number | null> {
   return s.exited;
 }
 
+/** Runs an admin statement on its own connection (tests restart PostgreSQL in between). */
+async function adminQuery(sql: string): Promise<void> {
+  const admin = await connectPostgres(services.postgres);
+  try {
+    await admin.query(sql);
+  } finally {
+    await admin.end();
+  }
+}
+
 /** A fresh PostgreSQL database for one test; dropped by the returned function. */
 export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const db = uniqueName("it_fail").replaceAll("-", "_");
-  const admin = await connectPostgres(services.postgres);
-  await admin.query(`create database ${db}`);
+  await adminQuery(`create database ${db}`);
   return {
     url: services.postgres.replace(/\/[^/]*$/, `/${db}`),
-    drop: async () => {
-      await admin.query(`drop database if exists ${db} with (force)`).catch(() => {});
-      await admin.end();
-    },
+    drop: () => adminQuery(`drop database if exists ${db} with (force)`).catch(() => {}),
   };
+}
+
+/**
+ * `paystream verify` as users run it, against one test run's topics, Redis and warehouse.
+ * Resolves with its exit code and output (the table, or the reason it could not look).
+ */
+export function runVerify(
+  topics: TestTopics,
+  group: string,
+  warehouse: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const args = [
+    "verify",
+    "--kafka",
+    services.kafka.join(","),
+    "--topic",
+    topics.input,
+    "--labels-topic",
+    topics.labels,
+    "--dlq-topic",
+    topics.dlq,
+    "--alerts-topic",
+    topics.alerts,
+    "--redis",
+    services.redis,
+    "--warehouse",
+    warehouse,
+    "--group",
+    group,
+    "--timeout",
+    "120s",
+  ];
+  const child = spawn("bin/paystream", args, { stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (d) => {
+    stdout += d;
+  });
+  child.stderr!.on("data", (d) => {
+    stderr += d;
+  });
+  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** Stops / starts one local service through the project's own script (same env: same set). */
+export function serviceCtl(action: "stop-one" | "start-one", name: "kafka" | "redis" | "postgres"): string {
+  return execFileSync("bash", ["scripts/services.sh", action, name], { encoding: "utf8", timeout: 180_000 });
 }

@@ -1,7 +1,8 @@
 /**
  * Failure behaviour on real servers, with processors as child processes: kill -9 during a
  * 20K tx/s run, replicas joining and leaving, Redis / PostgreSQL / Kafka outages. Every
- * scenario ends with the same reconciliation: nothing lost, nothing doubled.
+ * scenario ends the same way: the warehouse holds each unique transaction exactly once, and
+ * `paystream verify` (rows, DLQ, alerts per labelled incident) exits 0.
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
@@ -13,7 +14,9 @@ import {
   getJson,
   kill9,
   type ProcessorStatus,
+  runVerify,
   type Service,
+  serviceCtl,
   startCollector,
   startProcessor,
   stopGracefully,
@@ -33,6 +36,8 @@ interface Run {
 }
 
 async function newRun(prefix: string, partitions = 12): Promise<Run> {
+  // A test before may have failed with a service stopped: every test starts with all up.
+  for (const name of ["kafka", "redis", "postgres"] as const) serviceCtl("start-one", name);
   return {
     topics: await createTestTopics(prefix, partitions),
     db: await freshDatabase(),
@@ -97,6 +102,13 @@ async function reconcile(run: Run): Promise<{ unique: number; alertIds: string[]
   }
 }
 
+/** The user-facing check: `paystream verify` on this run exits 0 (clean). */
+async function verifyClean(run: Run): Promise<void> {
+  const v = await runVerify(run.topics, run.group, run.db.url);
+  assert.equal(v.code, 0, `paystream verify:\n${v.stdout}\n${v.stderr.slice(-2000)}`);
+  assert.match(v.stdout, /missing rows/i);
+}
+
 async function readTopicAll(topic: string) {
   const { Consumer } = await import("@platformatic/kafka");
   const { services } = await import("../helpers/services.ts");
@@ -117,7 +129,7 @@ async function readTopicAll(topic: string) {
 async function undisturbedAlertIds(run: Run, extra: string[] = []): Promise<string[]> {
   const db = await freshDatabase();
   const ref: Run = { ...run, db, group: uniqueName("it-ref"), procs: [] };
-  const p = startProcessor(run.topics.input, ref.group, db.url, extra);
+  const p = startProcessor(run.topics, ref.group, db.url, extra);
   try {
     await waitReady(p);
     await waitCaughtUp(ref);
@@ -142,15 +154,15 @@ describe("failures on real servers lose and double nothing", () => {
     run = await newRun("it-kill");
     // Replay the whole (short) run on recovery so history-based rules match the reference exactly.
     const extra = ["--recovery-span", "10m"];
-    let proc = startProcessor(run.topics.input, run.group, run.db.url, extra);
+    let proc = startProcessor(run.topics, run.group, run.db.url, extra);
     run.procs.push(proc);
     await waitReady(proc);
-    const collector = startCollector(run.topics.input, run.topics.alerts, 20_000, 500_000, run.seed);
+    const collector = startCollector(run.topics, 20_000, 500_000, run.seed);
     run.procs.push(collector);
     for (let k = 0; k < 5; k++) {
       await sleep(2000 + Math.random() * 3000);
       await kill9(proc);
-      proc = startProcessor(run.topics.input, run.group, run.db.url, extra);
+      proc = startProcessor(run.topics, run.group, run.db.url, extra);
       run.procs.push(proc);
       await waitReady(proc);
     }
@@ -160,20 +172,21 @@ describe("failures on real servers lose and double nothing", () => {
     const { unique, alertIds } = await reconcile(run);
     assert.ok(unique > 400_000, `unique transactions ${unique}`);
     assert.ok(alertIds.length > 0);
+    await verifyClean(run);
     assert.deepEqual(alertIds, await undisturbedAlertIds(run, extra), "same alert set as an undisturbed run");
   });
 
   it("two replicas, a third joins mid-run, then one leaves", async () => {
     await cleanup(run);
     run = await newRun("it-rebalance");
-    const a = startProcessor(run.topics.input, run.group, run.db.url);
-    const b = startProcessor(run.topics.input, run.group, run.db.url);
+    const a = startProcessor(run.topics, run.group, run.db.url);
+    const b = startProcessor(run.topics, run.group, run.db.url);
     run.procs.push(a, b);
     await Promise.all([waitReady(a), waitReady(b)]);
-    const collector = startCollector(run.topics.input, run.topics.alerts, 5000, 150_000, run.seed);
+    const collector = startCollector(run.topics, 5000, 150_000, run.seed);
     run.procs.push(collector);
     await sleep(8000);
-    const c = startProcessor(run.topics.input, run.group, run.db.url);
+    const c = startProcessor(run.topics, run.group, run.db.url);
     run.procs.push(c);
     await waitReady(c);
     await sleep(8000);
@@ -187,5 +200,78 @@ describe("failures on real servers lose and double nothing", () => {
     );
     await Promise.all([stopGracefully(b), stopGracefully(c)]);
     await reconcile(run);
+    await verifyClean(run);
   });
+
+  /**
+   * One dependency down for 30 s in the middle of a run: the processor keeps running, says
+   * not ready (naming the dependency) in /readyz, counts the failures in /metrics, logs
+   * them, holds its offsets, and afterwards catches up with nothing lost or doubled.
+   */
+  async function outage(name: "redis" | "postgres" | "kafka", sinkLabel: RegExp): Promise<void> {
+    await cleanup(run);
+    run = await newRun(`it-out-${name}`, 6);
+    const r = run;
+    const proc = startProcessor(r.topics, r.group, r.db.url);
+    r.procs.push(proc);
+    await waitReady(proc);
+    // 3000 tx/s for 50 s: traffic before, during and after the outage.
+    const collector = startCollector(r.topics, 3000, 150_000, r.seed);
+    r.procs.push(collector);
+    await sleep(8000);
+    serviceCtl("stop-one", name);
+    const down = Date.now();
+    await waitUntil(
+      async () => (await getJson(proc.port, "/readyz")).status === 503,
+      20_000,
+      `processor not ready while ${name} is down`,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; exit ${proc.child.exitCode}; output:\n${proc.output().slice(-3000)}`);
+    });
+    const ready = await getJson<{ reasons?: unknown }>(proc.port, "/readyz");
+    if (name !== "kafka") assert.match(JSON.stringify(ready.body), sinkLabel, "/readyz names the dependency");
+    // Whatever was already durable may still commit; after that, nothing may.
+    await sleep(3000);
+    const held = await committed(r).catch(() => undefined);
+    await sleep(Math.max(0, down + 30_000 - Date.now()));
+    assert.equal(proc.child.exitCode, null, `the processor kept running:\n${proc.output().slice(-3000)}`);
+    if (name !== "kafka") {
+      assert.deepEqual(await committed(r), held, "offsets held while an output is down");
+      const metrics = await (await fetch(`http://127.0.0.1:${proc.port}/metrics`)).text();
+      const failures = [
+        ...metrics.matchAll(/^paystream_sink_errors_total\{[^}]*sink="([^"]+)"[^}]*\} (\d+)/gm),
+      ]
+        .filter((m) => sinkLabel.test(m[1]!))
+        .reduce((a, m) => a + Number(m[2]), 0);
+      assert.ok(failures > 0, `sink_errors_total counts the ${name} failures`);
+    }
+    assert.match(proc.output(), /retrying/, "the outage is in the log");
+    serviceCtl("start-one", name);
+    await waitReady(proc, 60_000);
+    assert.equal(await collector.exited, 0, collector.output());
+    await waitCaughtUp(r);
+    assert.equal(await stopGracefully(proc), 0, proc.output().slice(-3000));
+    const { unique } = await reconcile(r);
+    assert.ok(unique > 100_000, `unique transactions ${unique}`);
+    await verifyClean(r);
+  }
+
+  it("Redis stopped for 30 s mid-run", () => outage("redis", /dedup|alert_store/));
+  it("PostgreSQL stopped for 30 s mid-run", () => outage("postgres", /postgres/));
+  it("the Kafka broker down for 30 s and restarted mid-run", () => outage("kafka", /kafka/));
 });
+
+/** The group's committed offsets per partition, from the broker. */
+async function committed(run: Run): Promise<string> {
+  const { Consumer } = await import("@platformatic/kafka");
+  const { services } = await import("../helpers/services.ts");
+  const c = new Consumer({ clientId: "it-committed", bootstrapBrokers: services.kafka, groupId: run.group });
+  try {
+    const ends = (await c.listOffsets({ topics: [run.topics.input] })).get(run.topics.input) ?? [];
+    const partitions = ends.map((_, i) => i);
+    const got = await c.listCommittedOffsets({ topics: [{ topic: run.topics.input, partitions }] });
+    return (got.get(run.topics.input) ?? []).map(String).join(",");
+  } finally {
+    await c.close();
+  }
+}

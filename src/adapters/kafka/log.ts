@@ -42,7 +42,7 @@ export interface KafkaSourceOptions {
 export class KafkaSource implements RecordSource {
   readonly #conn: KafkaConnection;
   readonly #opts: Required<KafkaSourceOptions>;
-  readonly #consumer: RawConsumer;
+  #consumer: RawConsumer;
   #stream: MessagesStream<string, Buffer, string, string> | undefined;
   #closed = false;
   #wake: (() => void) | undefined;
@@ -50,6 +50,9 @@ export class KafkaSource implements RecordSource {
   /** leaderEpoch per partition, needed by the commit request. */
   readonly #epochs = new Map<number, number>();
   #assigned = new Set<number>();
+  /** Times the consumer was rebuilt after losing the broker (for tests and logs). */
+  reconnects = 0;
+  #membershipLost = false;
 
   constructor(conn: KafkaConnection, opts: KafkaSourceOptions) {
     this.#conn = conn;
@@ -60,7 +63,11 @@ export class KafkaSource implements RecordSource {
       groupProtocol: "consumer",
       ...opts,
     };
-    this.#consumer = createConsumer(conn, opts.groupId, {
+    this.#consumer = this.#newConsumer();
+  }
+
+  #newConsumer(): RawConsumer {
+    return createConsumer(this.#conn, this.#opts.groupId, {
       maxWaitTime: this.#opts.maxWaitMs,
       highWaterMark: this.#opts.bufferRecords,
       ...(this.#opts.groupProtocol === "classic"
@@ -73,13 +80,10 @@ export class KafkaSource implements RecordSource {
     return this.#consumer;
   }
 
+  /** Joins the group. The first join fails fast (a wrong address should stop start-up). */
   async start(handlers: SourceHandlers): Promise<void> {
     try {
-      this.#stream = await this.#consumer.consume({
-        topics: [this.#opts.topic],
-        mode: "committed",
-        fallbackMode: "earliest",
-      });
+      await this.#consume(handlers);
     } catch (err) {
       throw new PaystreamError(
         ErrorCodes.KAFKA_UNREACHABLE,
@@ -87,11 +91,19 @@ export class KafkaSource implements RecordSource {
         { cause: err, retriable: true },
       );
     }
+    this.#loop = this.#run(handlers);
+  }
+
+  async #consume(handlers: SourceHandlers): Promise<void> {
+    this.#stream = await this.#consumer.consume({
+      topics: [this.#opts.topic],
+      mode: "committed",
+      fallbackMode: "earliest",
+    });
     const onRebalance = () => this.#diffAssignments(handlers);
     this.#consumer.on("consumer:group:join", onRebalance);
     this.#consumer.on("consumer:group:rebalance", onRebalance);
     this.#diffAssignments(handlers);
-    this.#loop = this.#run(handlers);
   }
 
   #diffAssignments(handlers: SourceHandlers): void {
@@ -107,8 +119,47 @@ export class KafkaSource implements RecordSource {
     if (added.length) handlers.onAssigned?.(added.map((partition) => ({ topic, partition })));
   }
 
+  /**
+   * Consumes until stopped. When the client gives up on the broker (its stream or the
+   * consumer emits an error, or heartbeats stall), the membership is treated as lost: every
+   * partition is revoked (its state dropped; uncommitted records come again from the last
+   * commit), the client is rebuilt and rejoins with backoff, and the partitions it gets back
+   * are rebuilt by the usual recovery. The process never dies of a broker restart.
+   */
   async #run(handlers: SourceHandlers): Promise<void> {
-    const stream = this.#stream!;
+    while (!this.#closed) {
+      const lost = await this.#pump(this.#stream!, handlers);
+      if (this.#closed) return;
+      handlers.onHealth?.("kafka", `consumer lost the broker: ${lost}`);
+      const gone = [...this.#assigned];
+      this.#assigned.clear();
+      if (gone.length)
+        handlers.onRevoked?.(gone.map((partition) => ({ topic: this.#opts.topic, partition })));
+      this.#epochs.clear();
+      for (let attempt = 0; !this.#closed; attempt++) {
+        const old = this.#consumer;
+        await old.close(true).catch(() => {});
+        await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** Math.min(attempt, 5))));
+        if (this.#closed) return;
+        this.#consumer = this.#newConsumer();
+        try {
+          this.#membershipLost = false;
+          await this.#consume(handlers);
+          this.reconnects++;
+          handlers.onHealth?.("kafka", undefined);
+          break;
+        } catch (err) {
+          handlers.onHealth?.("kafka", `rejoining the consumer group: ${(err as Error).message}`);
+        }
+      }
+    }
+  }
+
+  /** Hands the stream's records to onBatch until the stream dies; resolves with why. */
+  async #pump(
+    stream: MessagesStream<string, Buffer, string, string>,
+    handlers: SourceHandlers,
+  ): Promise<string> {
     // Flowing mode with our own bounded buffer. Pull mode (read()) is not safe here: the
     // client calls resume() on its stream after a rebalance, which switches a pulled stream
     // to flowing and emits records to nobody. In flowing mode every record reaches this
@@ -117,27 +168,42 @@ export class KafkaSource implements RecordSource {
     const limit = this.#opts.bufferRecords;
     let buffer: RawMessage[] = [];
     let wake: (() => void) | undefined;
+    let lost: string | undefined;
     const signal = () => {
       const w = wake;
       wake = undefined;
       w?.();
+    };
+    const fail = (why: string) => {
+      lost ??= why;
+      // The membership is gone: commits for it are skipped (see commit()), or the batches
+      // still in flight would retry them forever against a broker that fenced this member.
+      this.#membershipLost = true;
+      signal();
     };
     stream.on("data", (msg: RawMessage) => {
       buffer.push(msg);
       if (buffer.length >= limit) stream.pause();
       signal();
     });
-    stream.on("close", signal);
+    stream.on("error", (err: Error) => fail(err.message));
+    stream.on("close", () => fail("stream closed"));
+    this.#consumer.on("error", (err: Error) => fail(err.message));
+    this.#consumer.on("consumer:heartbeat:stalled", (e: { lastError?: Error }) =>
+      fail(`heartbeats stalled${e?.lastError ? `: ${e.lastError.message}` : ""}`),
+    );
     this.#wake = signal;
     const max = this.#opts.maxBatch;
     while (!this.#closed) {
       if (buffer.length === 0) {
-        if (stream.destroyed || stream.readableEnded) return;
+        if (lost !== undefined) return lost;
         await new Promise<void>((r) => {
           wake = r;
         });
         continue;
       }
+      // Records read before the loss are still processed: they are in order, and their
+      // outputs are idempotent if they come again after the rejoin.
       let taken: RawMessage[];
       if (buffer.length <= max) {
         taken = buffer;
@@ -145,7 +211,8 @@ export class KafkaSource implements RecordSource {
       } else {
         taken = buffer.splice(0, max);
       }
-      if (stream.isPaused() && buffer.length < limit / 2 && !this.#closed) stream.resume();
+      if (lost === undefined && stream.isPaused() && buffer.length < limit / 2 && !this.#closed)
+        stream.resume();
       const batch: InRecord[] = new Array(taken.length);
       for (let i = 0; i < taken.length; i++) {
         const msg = taken[i]!;
@@ -159,9 +226,10 @@ export class KafkaSource implements RecordSource {
           timestamp: Number(msg.timestamp),
         };
       }
-      this.#diffAssignments(handlers);
+      if (lost === undefined) this.#diffAssignments(handlers);
       await handlers.onBatch(batch);
     }
+    return lost ?? "stopped";
   }
 
   async stop(): Promise<void> {
@@ -176,6 +244,7 @@ export class KafkaSource implements RecordSource {
     // A partition revoked since its batch was read now belongs to another replica, which
     // re-processes from the last commit (outputs are idempotent). Committing it from here
     // would be rejected by the broker and retried forever.
+    if (this.#membershipLost) return;
     const owned = offsets.filter((o) => this.#assigned.has(o.partition));
     if (owned.length === 0) return;
     await this.#consumer.commit({

@@ -152,6 +152,27 @@ describe("RowCountTally", () => {
     assert.equal(t.result.present, 1);
     assert.equal(t.result.expected, 1);
   });
+
+  it("settles ids the warehouse refused (dead-lettered) apart from missing ones", () => {
+    const t = new RowCountTally();
+    t.addChunk(["a", "b", "c", "d"], new Map([["a", 1]]));
+    const dlq = new DlqTally("in");
+    dlq.add(
+      headers({
+        source_topic: "in",
+        source_partition: "0",
+        source_offset: "7",
+        reason: "warehouse_rejected",
+        transaction_id: "c",
+      }),
+    );
+    t.settle(dlq.refusedTransactions);
+    assert.equal(t.result.missing, 2);
+    assert.equal(t.result.refused, 1);
+    assert.deepEqual(t.result.missingExamples, ["b", "d"]);
+    // Not an entry for M: a refused row is judged with the rows, never as "unexpected".
+    assert.equal(dlq.entries.size, 0);
+  });
 });
 
 describe("reconcileDlq", () => {
