@@ -9,8 +9,13 @@ export type PgPool = pg.Pool;
 
 export async function connectPostgres(url: string, max = 4): Promise<PgPool> {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000 });
-  // An idle client losing its connection must not crash the process; the next query reports it.
+  // A client losing its connection must not crash the process, whether idle (the pool's
+  // 'error') or checked out between two queries (the client's own 'error', which has no
+  // listener then): the next query on it fails and reports the outage.
   pool.on("error", () => {});
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   try {
     await pool.query("select 1");
   } catch (err) {
