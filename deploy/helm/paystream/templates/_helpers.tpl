@@ -1,0 +1,69 @@
+{{- define "paystream.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "paystream.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "paystream.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "paystream.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "paystream.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "paystream.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Selector labels of one component: (dict "ctx" $ "component" "processor") */}}
+{{- define "paystream.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "paystream.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "paystream.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end }}
+
+{{- define "paystream.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "paystream.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* A setting from a value, or from a Secret: (dict "name" ENV "value" v "secret" s "key" k "what" desc) */}}
+{{- define "paystream.envFromValueOrSecret" -}}
+- name: {{ .name }}
+{{- if .secret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .secret }}
+      key: {{ .key }}
+{{- else }}
+  value: {{ required (printf "%s is required (or name a Secret holding it)" .what) .value | quote }}
+{{- end }}
+{{- end }}
+
+{{/* Env shared by both components. */}}
+{{- define "paystream.commonEnv" -}}
+- name: PAYSTREAM_KAFKA_BROKERS
+  value: {{ required "kafka.brokers is required (host:port[,host:port])" .Values.kafka.brokers | quote }}
+- name: PAYSTREAM_TOPIC
+  value: {{ .Values.kafka.topic | quote }}
+- name: PAYSTREAM_HTTP_HOST
+  value: "0.0.0.0"
+{{- end }}
+
+{{- define "paystream.volumes.tmp" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+{{- end }}
