@@ -58,16 +58,33 @@ apt_install() { # packages...
   apt-get update -qq >/dev/null
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian's postinst may auto-start daemons on their default ports; ours own those ports.
-  for svc in redis-server postgresql prometheus; do
+  # (Alertmanager's default port 9093 is our Kafka controller's.)
+  for svc in redis-server postgresql prometheus prometheus-alertmanager; do
     service "$svc" stop >/dev/null 2>&1 || true
   done
 }
 
 install_all() {
-  apt_install redis-server redis-tools postgresql postgresql-client prometheus
+  # prometheus-alertmanager: amtool and a real Alertmanager for the routing tests.
+  apt_install redis-server redis-tools postgresql postgresql-client prometheus prometheus-alertmanager
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   fetch_kafka
+  fetch_helm
+}
+
+HELM_VERSION="${PAYSTREAM_HELM_VERSION:-v3.22.0}"
+fetch_helm() {
+  # helm lint / helm template for the chart tests. Not in Debian; built once from the Go
+  # module proxy (a few minutes), then found on PATH or in the cache.
+  if command -v helm >/dev/null || [ -x "$CACHE/bin/helm" ]; then return 0; fi
+  local go_bin
+  go_bin="$(command -v go || echo /usr/local/go/bin/go)"
+  [ -x "$go_bin" ] || die "helm is needed for the chart tests and Go is not installed to build it"
+  log "building helm $HELM_VERSION from the Go module proxy into $CACHE/bin (once)"
+  mkdir -p "$CACHE/bin"
+  GOBIN="$CACHE/bin" GOFLAGS=-mod=mod "$go_bin" install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" ||
+    die "could not build helm $HELM_VERSION"
 }
 
 fetch_kafka() {

@@ -35,11 +35,17 @@ const REQUIRED = [
 function helmBin(): string {
   const candidates = [
     spawnSync("sh", ["-c", "command -v helm"], { encoding: "utf8" }).stdout.trim(),
+    // Where scripts/services.sh builds it.
+    join(
+      process.env.PAYSTREAM_CACHE_DIR ??
+        join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "paystream"),
+      "bin/helm",
+    ),
     "/usr/local/bin/helm",
     join(homedir(), "go/bin/helm"),
   ];
   const found = candidates.find((c) => c && existsSync(c));
-  assert.ok(found, "helm not found: go install helm.sh/helm/v3/cmd/helm@v3.22.0 (GOBIN=/usr/local/bin)");
+  assert.ok(found, "helm not found: `bash scripts/services.sh up` builds it (needs Go)");
   return found;
 }
 
