@@ -30,6 +30,7 @@ import { fmt, sleep, spread } from "./lib/stats.ts";
 import type { Bench, BenchContext, Metric, ServiceAddresses } from "./lib/types.ts";
 import { microBench, warehouseBench, windowMemoryBench } from "./micro.ts";
 import { processorThroughput } from "./processor.bench.ts";
+import { recoveryBench } from "./recovery.bench.ts";
 
 const BENCHES: Bench[] = [
   microBench,
@@ -37,11 +38,12 @@ const BENCHES: Bench[] = [
   collectorRateAccuracy,
   processorThroughput,
   e2eLatency,
+  recoveryBench,
   windowMemoryBench,
   warehouseBench,
 ];
 /** Benchmarks that write to Redis through a processor. */
-const NEEDS_REDIS = new Set(["processor-throughput", "e2e-latency"]);
+const NEEDS_REDIS = new Set(["processor-throughput", "e2e-latency", "recovery"]);
 const NEEDS_KAFKA = new Set(["collector-throughput", "collector-rate-accuracy", ...NEEDS_REDIS]);
 
 const RESULTS = join(ROOT, "bench/results");

@@ -66,6 +66,12 @@ export function createProcessorMetrics(registry: Registry) {
       buckets: LATENCY_BUCKETS,
       registers,
     }),
+    dependencyUp: new Gauge({
+      name: `${P}dependency_up`,
+      help: "1 while a dependency (dedup, alert_store, kafka, commit, the warehouse) answers, 0 while its operations fail and are retried (the processor is then not ready)",
+      labelNames: ["dependency"] as const,
+      registers,
+    }),
     sinkErrors: new Counter({
       name: `${P}sink_errors_total`,
       help: "Failed sink writes (retried), by sink",

@@ -136,6 +136,9 @@ export class Processor {
       recoverySpanMs: (opts.window?.windowMs ?? 60_000) + (opts.window?.allowedLatenessMs ?? 10_000) + 5000,
       ...opts,
     };
+    const wh = deps.warehouse.name;
+    for (const dependency of ["dedup", "alert_store", "kafka", "commit", wh, `${wh}_alerts`])
+      deps.metrics.dependencyUp.set({ dependency }, 1);
   }
 
   get rules(): RuleSet {
@@ -170,12 +173,13 @@ export class Processor {
       },
       onHealth: (dependency, problem) => {
         if (problem === undefined) {
-          if (this.health.delete(dependency)) this.#d.log.info({ dependency }, "dependency recovered");
+          if (this.#setHealth(dependency, undefined))
+            this.#d.log.info({ dependency }, "dependency recovered");
           return;
         }
         if (!this.health.has(dependency))
           this.#d.log.warn({ dependency, err: problem }, "dependency failing, retrying");
-        this.health.set(dependency, problem);
+        this.#setHealth(dependency, problem);
         this.#d.metrics.sinkErrors.inc({ sink: dependency });
       },
       onRevoked: (parts) => {
@@ -506,7 +510,7 @@ export class Processor {
       try {
         const v = await fn();
         if (attempt > 0) {
-          this.health.delete(what);
+          this.#setHealth(what, undefined);
           this.#d.log.info({ dependency: what, attempts: attempt + 1 }, "dependency recovered");
         }
         return v;
@@ -514,7 +518,7 @@ export class Processor {
         if (this.#closed || (isPaystreamError(err) && !err.retriable)) throw err;
         attempt++;
         this.#d.metrics.sinkErrors.inc({ sink: what });
-        this.health.set(what, (err as Error).message);
+        this.#setHealth(what, (err as Error).message);
         if (attempt === 1 || attempt % 20 === 0) {
           this.#d.log.warn(
             { dependency: what, attempt, err: (err as Error).message },
@@ -526,6 +530,15 @@ export class Processor {
         );
       }
     }
+  }
+
+  /** Records a dependency failing (problem) or fine (undefined); true if that changed it. */
+  #setHealth(dependency: string, problem: string | undefined): boolean {
+    const was = this.health.has(dependency);
+    if (problem === undefined) this.health.delete(dependency);
+    else this.health.set(dependency, problem);
+    this.#d.metrics.dependencyUp.set({ dependency }, problem === undefined ? 1 : 0);
+    return was !== (problem !== undefined);
   }
 
   /** Refreshes lag gauges (records and seconds) from the source. */

@@ -244,6 +244,12 @@ describe("failures on real servers lose and double nothing", () => {
         .filter((m) => sinkLabel.test(m[1]!))
         .reduce((a, m) => a + Number(m[2]), 0);
       assert.ok(failures > 0, `sink_errors_total counts the ${name} failures`);
+      assert.ok(
+        [...metrics.matchAll(/^paystream_dependency_up\{[^}]*dependency="([^"]+)"[^}]*\} 0$/gm)].some((m) =>
+          sinkLabel.test(m[1]!),
+        ),
+        `paystream_dependency_up is 0 for ${name} during the outage`,
+      );
     }
     assert.match(proc.output(), /retrying/, "the outage is in the log");
     serviceCtl("start-one", name);
