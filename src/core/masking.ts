@@ -74,7 +74,17 @@ export interface MaskedTransaction {
   event_time_ms: number;
 }
 
-/** Last values seen for an account and their masks (internal memo of maskTransaction). */
+/** Where and how a row was processed: what the processor adds to a masked transaction. */
+export interface RowPlacement {
+  kafka_partition: number;
+  /** Decimal string: offsets are int64. */
+  kafka_offset: string;
+  processed_at_ms: number;
+  /** Arrived behind the watermark (see docs/processor.md). */
+  is_late: boolean;
+}
+
+/** Last values seen for an account and their masks (internal memo of maskRow). */
 interface AccountMasks {
   pan: string;
   card: MaskedCard;
@@ -189,6 +199,16 @@ function writeState(state: Int32Array, out: Uint8Array): void {
   }
 }
 
+/** Values of 0 to 3 SHA-256 blocks around the padding boundaries, ASCII and multi-byte UTF-8. */
+const SELF_TEST_VALUES = [
+  "",
+  "4111111111111111",
+  "a".repeat(55),
+  "b".repeat(56),
+  "ü€😀".repeat(9),
+  "c".repeat(130),
+];
+
 let scratchBuf = Buffer.alloc(1024);
 const workState = new Int32Array(8);
 const digestBuf = Buffer.alloc(32);
@@ -214,6 +234,25 @@ export class HmacSha256 {
       compress(state, block, 0);
     }
     block.fill(0);
+  }
+
+  /**
+   * An instance for key that has just computed the same MACs as node:crypto's createHmac for
+   * values of one, two and three SHA-256 blocks, ASCII and multi-byte: start-up fails
+   * (PS_CONFIG_INVALID) rather than ever writing a token node:crypto would not give.
+   */
+  static checked(key: Uint8Array): HmacSha256 {
+    const mac = new HmacSha256(key);
+    for (const value of SELF_TEST_VALUES) {
+      const want = createHmac("sha256", key).update(value, "utf8").digest();
+      if (!mac.digest(value).equals(want)) {
+        throw new PaystreamError(
+          ErrorCodes.CONFIG_INVALID,
+          "PII masking self-test failed: HmacSha256 disagrees with node:crypto",
+        );
+      }
+    }
+    return mac;
   }
 
   /** The 32-byte MAC of value's UTF-8 bytes, in a shared buffer valid until the next call. */
@@ -310,7 +349,7 @@ export class Masker {
     }
     // Subkey derivation runs once, so it uses node:crypto directly.
     const subkey = (kind: TokenKind): HmacSha256 =>
-      new HmacSha256(
+      HmacSha256.checked(
         createHmac("sha256", Buffer.from(key))
           .update(SUBKEY_LABEL + kind)
           .digest(),
@@ -376,47 +415,30 @@ export class Masker {
     return card;
   }
 
-  /** The warehouse row for a validated transaction. */
+  /** The masked transaction (no placement fields): maskRow without them, for tests and tools. */
   maskTransaction(tx: Transaction): MaskedTransaction {
-    let m = this.accounts.get(tx.account_id);
-    if (m === undefined) {
-      m = {
-        pan: tx.card_number,
-        card: this.computeCard(tx.card_number),
-        name: tx.cardholder_name,
-        nameToken: this.computeToken("name", tx.cardholder_name),
-        email: tx.email,
-        emailToken: this.computeToken("email", tx.email),
-        ip: tx.ip_address,
-        ipToken: this.computeToken("ip", tx.ip_address),
-        device: tx.device_id,
-        deviceToken: this.computeToken("device", tx.device_id),
-      };
-      this.accounts.set(tx.account_id, m);
-    } else {
-      // Holding the latest value per field keeps the record current as an account moves
-      // to a new device or IP; only the changed field costs a MAC.
-      if (m.pan !== tx.card_number) {
-        m.pan = tx.card_number;
-        m.card = this.computeCard(tx.card_number);
-      }
-      if (m.name !== tx.cardholder_name) {
-        m.name = tx.cardholder_name;
-        m.nameToken = this.computeToken("name", tx.cardholder_name);
-      }
-      if (m.email !== tx.email) {
-        m.email = tx.email;
-        m.emailToken = this.computeToken("email", tx.email);
-      }
-      if (m.ip !== tx.ip_address) {
-        m.ip = tx.ip_address;
-        m.ipToken = this.computeToken("ip", tx.ip_address);
-      }
-      if (m.device !== tx.device_id) {
-        m.device = tx.device_id;
-        m.deviceToken = this.computeToken("device", tx.device_id);
-      }
-    }
+    const {
+      kafka_partition: _p,
+      kafka_offset: _o,
+      processed_at_ms: _t,
+      is_late: _l,
+      ...row
+    } = this.maskRow(tx, 0, "0", 0, false);
+    return row;
+  }
+
+  /**
+   * The warehouse row of a validated transaction, placement included, built as one object
+   * literal (one allocation, one hidden class: adding fields afterwards would reshape it).
+   */
+  maskRow(
+    tx: Transaction,
+    kafkaPartition: number,
+    kafkaOffset: string,
+    processedAtMs: number,
+    isLate: boolean,
+  ): MaskedTransaction & RowPlacement {
+    const m = this.identity(tx);
     const card = m.card;
     return {
       transaction_id: tx.transaction_id,
@@ -440,7 +462,55 @@ export class Masker {
       lon: tx.lon,
       event_time: tx.event_time,
       event_time_ms: tx.eventTimeMs,
+      kafka_partition: kafkaPartition,
+      kafka_offset: kafkaOffset,
+      processed_at_ms: processedAtMs,
+      is_late: isLate,
     };
+  }
+
+  /** The account's current masks, memoised per account; only a changed field costs a MAC. */
+  private identity(tx: Transaction): AccountMasks {
+    let m = this.accounts.get(tx.account_id);
+    if (m === undefined) {
+      m = {
+        pan: tx.card_number,
+        card: this.computeCard(tx.card_number),
+        name: tx.cardholder_name,
+        nameToken: this.computeToken("name", tx.cardholder_name),
+        email: tx.email,
+        emailToken: this.computeToken("email", tx.email),
+        ip: tx.ip_address,
+        ipToken: this.computeToken("ip", tx.ip_address),
+        device: tx.device_id,
+        deviceToken: this.computeToken("device", tx.device_id),
+      };
+      this.accounts.set(tx.account_id, m);
+      return m;
+    }
+    // Holding the latest value per field keeps the record current as an account moves
+    // to a new device or IP; only the changed field costs a MAC.
+    if (m.pan !== tx.card_number) {
+      m.pan = tx.card_number;
+      m.card = this.computeCard(tx.card_number);
+    }
+    if (m.name !== tx.cardholder_name) {
+      m.name = tx.cardholder_name;
+      m.nameToken = this.computeToken("name", tx.cardholder_name);
+    }
+    if (m.email !== tx.email) {
+      m.email = tx.email;
+      m.emailToken = this.computeToken("email", tx.email);
+    }
+    if (m.ip !== tx.ip_address) {
+      m.ip = tx.ip_address;
+      m.ipToken = this.computeToken("ip", tx.ip_address);
+    }
+    if (m.device !== tx.device_id) {
+      m.device = tx.device_id;
+      m.deviceToken = this.computeToken("device", tx.device_id);
+    }
+    return m;
   }
 
   cacheStats(): Record<TokenKind | "cardMask" | "account", MaskerCacheStats> {

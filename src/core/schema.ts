@@ -203,6 +203,12 @@ function describeAjvError(): string {
   return `${field} ${e.message ?? "is invalid"}`;
 }
 
+/** The UTF-8 text of bytes without copying them first (Buffer.from(uint8Array) would copy). */
+function utf8(value: Uint8Array): string {
+  if (Buffer.isBuffer(value)) return value.toString("utf8");
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("utf8");
+}
+
 /**
  * Decodes and validates one record value. Never throws: every failure becomes a
  * machine-readable reason plus a human detail, destined for the DLQ.
@@ -217,7 +223,7 @@ export function decodeTransaction(
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(typeof value === "string" ? value : Buffer.from(value).toString("utf8"));
+    parsed = JSON.parse(typeof value === "string" ? value : utf8(value));
   } catch (err) {
     return { ok: false, reason: DlqReasons.badJson, detail: (err as Error).message };
   }

@@ -88,6 +88,41 @@ export function redactPans(text: string): { text: string; redacted: number } {
   return { text: out, redacted };
 }
 
+/**
+ * #compute's view of the per-partition applied offsets (Processor.#appliedNext): whether a
+ * record is new to the windows, with the map read and written once per run of a partition
+ * rather than once per record (records arrive grouped by partition).
+ */
+class AppliedOffsets {
+  readonly #next: Map<number, bigint>;
+  #part = -1;
+  /** Offset of the last record applied in this run, or the partition's next offset - 1. */
+  #last = -1n;
+  #dirty = false;
+
+  constructor(next: Map<number, bigint>) {
+    this.#next = next;
+  }
+
+  /** True (and recorded) when the record at offset has not been applied to the windows yet. */
+  take(partition: number, offset: bigint): boolean {
+    if (partition !== this.#part) {
+      this.flush();
+      this.#part = partition;
+      this.#last = (this.#next.get(partition) ?? 0n) - 1n;
+    }
+    if (offset <= this.#last) return false;
+    this.#last = offset;
+    this.#dirty = true;
+    return true;
+  }
+
+  flush(): void {
+    if (this.#dirty) this.#next.set(this.#part, this.#last + 1n);
+    this.#dirty = false;
+  }
+}
+
 export class Processor {
   readonly #d: ProcessorDeps;
   readonly #o: Required<Omit<ProcessorOptions, "window">> & { window: WindowStoreOptions };
@@ -287,25 +322,35 @@ export class Processor {
     const valid: Transaction[] = [];
     const validRecords: InRecord[] = [];
     const owners: string[] = [];
+    /** Per valid record, its offset as text: shared by the dedup owner and the row. */
+    const offsetTexts: string[] = [];
     const lastOffset = new Map<number, bigint>();
     let firstTimestamp = Number.POSITIVE_INFINITY;
 
+    // Records come grouped by partition: per-partition bookkeeping only where the partition changes.
+    let part = -1;
     for (let i = 0; i < records.length; i++) {
       const r = records[i]!;
+      if (r.partition !== part) {
+        if (part >= 0) this.#lastTimestamp.set(part, records[i - 1]!.timestamp);
+        part = r.partition;
+      }
       lastOffset.set(r.partition, r.offset);
       if (r.timestamp < firstTimestamp) firstTimestamp = r.timestamp;
-      this.#lastTimestamp.set(r.partition, r.timestamp);
       const res = decodeTransaction(r.value, maxBytes);
       if (res.ok) {
+        const offset = r.offset.toString();
         valid.push(res.tx);
         validRecords.push(r);
-        owners.push(`${r.partition}:${r.offset}`);
+        offsetTexts.push(offset);
+        owners.push(`${r.partition}:${offset}`);
       } else {
         logRecords.push(this.#dlqRecord(r, res.reason, res.detail));
         m.dlq.inc({ reason: res.reason });
         this.totals.invalid++;
       }
     }
+    if (part >= 0) this.#lastTimestamp.set(part, records[records.length - 1]!.timestamp);
     m.records.inc({ outcome: "invalid" }, records.length - valid.length);
 
     const now = this.#now();
@@ -319,6 +364,9 @@ export class Processor {
     const rowRecords: InRecord[] = [];
     const rules = this.#rules;
     const masker = this.#d.masker;
+    const applied = new AppliedOffsets(this.#appliedNext);
+    let store: WindowStore | undefined;
+    let storePart = -1;
     let dups = 0;
     let late = 0;
     for (let i = 0; i < valid.length; i++) {
@@ -328,12 +376,14 @@ export class Processor {
       }
       const tx = valid[i]!;
       const rec = validRecords[i]!;
-      const applied = this.#appliedNext.get(rec.partition) ?? 0n;
       let isLate = false;
       let raised: readonly Alert[] = [];
-      if (rec.offset >= applied) {
-        this.#appliedNext.set(rec.partition, rec.offset + 1n);
-        const state = this.#store(rec.partition).add(tx);
+      if (applied.take(rec.partition, rec.offset)) {
+        if (rec.partition !== storePart) {
+          storePart = rec.partition;
+          store = this.#store(storePart);
+        }
+        const state = store!.add(tx);
         isLate = state.curLate;
         raised = evaluate(rules, state, tx, now);
       }
@@ -352,14 +402,10 @@ export class Processor {
         m.alerts.inc({ rule: a.ruleId, severity: a.severity });
         this.alertsByRule.set(a.ruleId, (this.alertsByRule.get(a.ruleId) ?? 0) + 1);
       }
-      const row = masker.maskTransaction(tx) as TransactionRow;
-      row.kafka_partition = rec.partition;
-      row.kafka_offset = rec.offset.toString();
-      row.processed_at_ms = now;
-      row.is_late = isLate;
-      rows.push(row);
+      rows.push(masker.maskRow(tx, rec.partition, offsetTexts[i]!, now, isLate));
       rowRecords.push(rec);
     }
+    applied.flush();
     const ok = valid.length - dups;
     m.records.inc({ outcome: "ok" }, ok - late);
     if (late) m.records.inc({ outcome: "late" }, late);

@@ -109,6 +109,37 @@ const CHUNK_TYPES: Record<LogicalType, DuckDBType> = {
   timestamp: TIMESTAMPTZ,
 };
 
+/** Digits before the point that keep whole * 10^scale + fraction a safe integer. */
+const FAST_DECIMAL_DIGITS = 13;
+
+/**
+ * parseScaledDecimal at DECIMAL_SCALE, without its regex and string padding for the common
+ * shape ("1234.5", "12.30", "7"): digits accumulated in a number, one BigInt at the end.
+ */
+function scaledDecimal(s: string): bigint {
+  const n = s.length;
+  let whole = 0;
+  let i = 0;
+  for (; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 46 /* . */) break;
+    if (c < 48 || c > 57) return parseScaledDecimal(s, DECIMAL_SCALE);
+    whole = whole * 10 + (c - 48);
+  }
+  const places = i < n ? n - i - 1 : 0;
+  if (i === 0 || i > FAST_DECIMAL_DIGITS || (i < n && places === 0) || places > DECIMAL_SCALE) {
+    return parseScaledDecimal(s, DECIMAL_SCALE);
+  }
+  let frac = 0;
+  for (let j = i + 1; j < n; j++) {
+    const c = s.charCodeAt(j);
+    if (c < 48 || c > 57) return parseScaledDecimal(s, DECIMAL_SCALE);
+    frac = frac * 10 + (c - 48);
+  }
+  for (let k = places; k < DECIMAL_SCALE; k++) frac *= 10;
+  return BigInt(whole * 10 ** DECIMAL_SCALE + frac);
+}
+
 /** Logical value → DuckDB value. Throws on a value that cannot be one (caught per row). */
 const CONVERTERS: Record<LogicalType, DuckConverter> = {
   text: (v) => (typeof v === "string" ? v : String(v)),
@@ -124,7 +155,7 @@ const CONVERTERS: Record<LogicalType, DuckConverter> = {
   },
   float64: (v) => (typeof v === "number" ? v : Number(v)),
   decimal: (v) => {
-    const scaled = parseScaledDecimal(String(v), DECIMAL_SCALE);
+    const scaled = scaledDecimal(String(v));
     if (scaled >= DECIMAL_LIMIT || scaled <= -DECIMAL_LIMIT)
       throw new RangeError(`decimal out of range: ${v}`);
     return decimalValue(scaled, DECIMAL_PRECISION, DECIMAL_SCALE);
@@ -135,7 +166,8 @@ const CONVERTERS: Record<LogicalType, DuckConverter> = {
   },
   timestamp: (v) => {
     if (typeof v !== "number" || !Number.isSafeInteger(v)) throw new RangeError(`not epoch ms: ${v}`);
-    return timestampTZValue(BigInt(v) * 1000n);
+    const micros = v * 1000;
+    return timestampTZValue(Number.isSafeInteger(micros) ? BigInt(micros) : BigInt(v) * 1000n);
   },
 };
 

@@ -72,12 +72,20 @@ export interface PostgresWarehouseOptions {
 
 // ----------------------------------------------------------------------------- COPY text encoding
 
-const COPY_SPECIAL = /[\\\n\r\t]/;
 const COPY_SPECIAL_G = /[\\\n\r\t]/g;
 const COPY_ESCAPES: Record<string, string> = { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" };
 
+/** True when s holds a character COPY text format must escape (backslash, newline, CR, tab). */
+function needsCopyEscape(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 92 || c === 10 || c === 13 || c === 9) return true;
+  }
+  return false;
+}
+
 function copyEscape(s: string): string {
-  return COPY_SPECIAL.test(s) ? s.replace(COPY_SPECIAL_G, (c) => COPY_ESCAPES[c]!) : s;
+  return needsCopyEscape(s) ? s.replace(COPY_SPECIAL_G, (c) => COPY_ESCAPES[c]!) : s;
 }
 
 type CopyEncoder = (v: string | number | boolean) => string;
@@ -99,29 +107,33 @@ const COPY_ENCODERS: Record<LogicalType, CopyEncoder> = {
   timestamp: (v) => (typeof v === "number" ? isoFromMs(v) : scalar(v)),
 };
 
-/** One COPY text line per row. Throws RowEncodeError with the index of a row that cannot be encoded. */
+/**
+ * One COPY text line per row. Throws RowEncodeError with the index of a row that cannot be
+ * encoded. Fields go into one array per row joined with tabs, rows joined with newlines:
+ * two flat joins instead of a rope of 2 x columns concatenations per row.
+ */
 export function encodeCopyText<R>(table: TableDef<R>, rows: readonly R[]): string {
+  if (rows.length === 0) return "";
   const cols = table.columns;
   const n = cols.length;
   const getters = cols.map((c) => c.get);
   const encoders = cols.map((c) => COPY_ENCODERS[c.type]);
-  const parts: string[] = new Array(rows.length);
+  const fields: string[] = new Array(n);
+  const lines: string[] = new Array(rows.length);
   let i = 0;
   try {
     for (; i < rows.length; i++) {
       const row = rows[i]!;
-      let line = "";
       for (let j = 0; j < n; j++) {
         const v = getters[j]!(row);
-        line += v === null || v === undefined ? "\\N" : encoders[j]!(v);
-        line += j === n - 1 ? "\n" : "\t";
+        fields[j] = v === null || v === undefined ? "\\N" : encoders[j]!(v);
       }
-      parts[i] = line;
+      lines[i] = fields.join("\t");
     }
   } catch (err) {
     throw new RowEncodeError(i, err);
   }
-  return parts.join("");
+  return `${lines.join("\n")}\n`;
 }
 
 // ----------------------------------------------------------------------------- error classification
