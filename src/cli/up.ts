@@ -21,6 +21,9 @@ import { collectorOptions, toCollectorConfig } from "../collector/config.ts";
 import { startCollector } from "../collector/service.ts";
 import { InMemorySharedDedupStore } from "../core/dedup.ts";
 import { TopicLayout, Topics } from "../core/topics.ts";
+import { histogramQuantile } from "../dashboard/aggregate.ts";
+import { mountDashboard } from "../dashboard/server.ts";
+import { embeddedAlertFeed, injectUpstream, redisAlertFeed } from "../dashboard/sources.ts";
 import { loadConfig, type OptionSpec, type OptionTable, p, renderHelp } from "../lib/config.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import { createLogger } from "../lib/log.ts";
@@ -135,30 +138,6 @@ const SUMMARY =
   "Runs collector, log, processor, alert store and warehouse in one process. Embedded by default (no Kafka, no Redis); " +
   "--kafka/--redis/--warehouse switch each part to a real service.";
 
-/** p-quantile (0..1) of the observations added to a histogram since `prev` (bucket interpolation). */
-export function histogramQuantile(
-  now: { le: number; count: number }[],
-  prev: Map<number, number>,
-  q: number,
-): number | undefined {
-  const deltas = now.map((b) => ({ le: b.le, count: b.count - (prev.get(b.le) ?? 0) }));
-  const total = deltas.at(-1)?.count ?? 0;
-  if (total <= 0) return undefined;
-  const rank = q * total;
-  let lowerLe = 0;
-  let lowerCount = 0;
-  for (const b of deltas) {
-    if (b.count >= rank) {
-      if (!Number.isFinite(b.le)) return lowerLe;
-      const inBucket = b.count - lowerCount;
-      return lowerLe + (inBucket > 0 ? ((rank - lowerCount) / inBucket) * (b.le - lowerLe) : 0);
-    }
-    lowerLe = b.le;
-    lowerCount = b.count;
-  }
-  return lowerLe;
-}
-
 async function bucketsOf(
   registry: Registry,
   name: string,
@@ -198,7 +177,7 @@ export async function run(argv: string[]): Promise<number> {
     "http.host": values["http.host"],
     "http.port": values["http.port"],
     "batch.max": 5000,
-    "batch.maxInFlight": 4,
+    "batch.maxInFlight": 16,
     duration: values.duration,
   });
   const ccfg = toCollectorConfig({
@@ -328,24 +307,22 @@ export async function run(argv: string[]): Promise<number> {
     };
   };
   http.get("/status", status);
-  http.get("/api/alerts", async () => (embeddedAlerts ? embeddedAlerts.recent(100) : []));
-  http.get("/", async () => ({
-    name: "paystream",
-    endpoints: [
-      "/status",
-      "/metrics",
-      "/healthz",
-      "/readyz",
-      "/api/alerts",
-      `collector: ${collector.url}/config`,
-    ],
-  }));
+  const dashboard = mountDashboard(http, {
+    sources: {
+      collector: injectUpstream(collector.http, "in-process collector", ccfg.http.token),
+      processors: [injectUpstream(processor.http, "in-process processor")],
+      alerts: embeddedAlerts ? embeddedAlertFeed(embeddedAlerts) : redisAlertFeed(redis!, redisUrl!),
+    },
+    log,
+  });
+  await dashboard.ready;
   const url = await listen(http, pcfg.http.host, pcfg.http.port, "paystream HTTP");
 
   const mode = brokers || redisUrl ? "real services" : "embedded (no Kafka, no Redis needed)";
   process.stdout.write(
     [
       `paystream is running — ${mode}, ready in ${Date.now() - started} ms`,
+      `  dashboard         ${url}/`,
       `  status & metrics  ${url}/status   ${url}/metrics`,
       `  collector API     ${collector.url}/config   (change the rate: curl -X POST ${collector.url}/config/rate -H 'content-type: application/json' -d '{"messages_per_second": 5000}')`,
       `  warehouse         ${warehouse.name} ${pcfg.warehouse}`,

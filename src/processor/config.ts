@@ -155,9 +155,10 @@ export const processorOptions = [
     key: "batch.maxInFlight",
     flag: "max-in-flight",
     env: "PAYSTREAM_MAX_IN_FLIGHT",
-    description: "batches whose writes may be in flight at once (backpressure bound)",
+    description:
+      "batches whose writes may be in flight at once (backpressure bound, with 50,000 rows pending)",
     parse: p.int(1, 64),
-    default: 4,
+    default: 16,
   },
   {
     key: "maxMessageBytes",

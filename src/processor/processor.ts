@@ -22,6 +22,7 @@ import { DEFAULT_MAX_MESSAGE_BYTES, decodeTransaction, luhnValid, type Transacti
 import { Topics } from "../core/topics.ts";
 import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
 import type { Logger } from "../lib/log.ts";
+import { Coalescer } from "./coalesce.ts";
 import type { ProcessorMetrics } from "./metrics.ts";
 import type {
   AlertStore,
@@ -52,8 +53,13 @@ export interface ProcessorOptions {
   rules: RuleSet;
   window?: WindowStoreOptions;
   maxMessageBytes?: number;
-  /** Batches whose writes may be in flight at once (compute of the next overlaps them). */
+  /**
+   * Batches whose writes may be in flight at once: compute (and alerts) of the next batches
+   * go on while earlier ones are still being written to the warehouse.
+   */
   maxInFlight?: number;
+  /** Rows computed but not yet durable in the warehouse before fetching waits (memory bound). */
+  maxPendingRows?: number;
   /** Backoff cap between retries of a failing write. */
   maxBackoffMs?: number;
   dlqTopic?: string;
@@ -156,6 +162,12 @@ export class Processor {
     warehouseRejected: 0,
   };
   readonly alertsByRule = new Map<string, number>();
+  /**
+   * Warehouse writes of consecutive batches merged while one is running (see Coalescer):
+   * the warehouse pays one transaction per round trip, not per fetched batch.
+   */
+  readonly #rowWriter: Coalescer<TransactionRow, InRecord>;
+  readonly #alertWriter: Coalescer<Alert, InRecord>;
 
   constructor(deps: ProcessorDeps, opts: ProcessorOptions) {
     this.#d = deps;
@@ -163,7 +175,8 @@ export class Processor {
     this.#rules = opts.rules;
     this.#o = {
       maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
-      maxInFlight: 4,
+      maxInFlight: 16,
+      maxPendingRows: 50_000,
       maxBackoffMs: 2000,
       dlqTopic: Topics.dlq,
       alertsTopic: Topics.alerts,
@@ -171,9 +184,32 @@ export class Processor {
       recoverySpanMs: (opts.window?.windowMs ?? 60_000) + (opts.window?.allowedLatenessMs ?? 10_000) + 5000,
       ...opts,
     };
-    const wh = deps.warehouse.name;
+    const warehouse = deps.warehouse;
+    const wh = warehouse.name;
     for (const dependency of ["dedup", "alert_store", "kafka", "commit", wh, `${wh}_alerts`])
       deps.metrics.dependencyUp.set({ dependency }, 1);
+    this.#rowWriter = new Coalescer(
+      (rows, records) =>
+        this.#writeOrDeadLetter(
+          rows,
+          records,
+          "transactionIds",
+          (r) => r.transaction_id,
+          (part) => this.#timed(wh, () => warehouse.writeTransactions(part)),
+        ),
+      this.#o.maxPendingRows,
+    );
+    this.#alertWriter = new Coalescer(
+      (alerts, records) =>
+        this.#writeOrDeadLetter(
+          alerts,
+          records,
+          "alertIds",
+          (a) => a.alertId,
+          (part) => this.#timed(`${wh}_alerts`, () => warehouse.writeAlerts(part)),
+        ),
+      this.#o.maxPendingRows,
+    );
   }
 
   get rules(): RuleSet {
@@ -259,7 +295,14 @@ export class Processor {
     this.#commitChain = committed;
     committed.catch((err) => this.#fatal(err));
     this.#inFlight.push(committed);
-    if (this.#inFlight.length >= this.#o.maxInFlight) await this.#inFlight.shift();
+    // Backpressure: the next batch is fetched only while few enough batches, and rows, wait
+    // for their writes. Alerts of new batches are then not held behind the warehouse.
+    while (
+      this.#inFlight.length > 0 &&
+      (this.#inFlight.length >= this.#o.maxInFlight || this.#rowWriter.pending > this.#o.maxPendingRows)
+    ) {
+      await this.#inFlight.shift();
+    }
   }
 
   /**
@@ -450,11 +493,7 @@ export class Processor {
   async #write(out: BatchOutputs): Promise<void> {
     const d = this.#d;
     const m = d.metrics;
-    const timed = async (sink: string, fn: () => Promise<void>) => {
-      const t0 = performance.now();
-      await this.#retry(sink, fn);
-      m.sinkLatency.observe({ sink }, (performance.now() - t0) / 1000);
-    };
+    const timed = (sink: string, fn: () => Promise<void>) => this.#timed(sink, fn);
     const alertStore =
       out.alerts.length === 0
         ? Promise.resolve()
@@ -465,28 +504,22 @@ export class Processor {
           });
     const log =
       out.logRecords.length === 0 ? Promise.resolve() : timed("kafka", () => d.sink.send(out.logRecords));
-    const wh = d.warehouse;
     const warehouse = Promise.all([
-      this.#writeOrDeadLetter(
-        out.rows,
-        out.rowRecords,
-        "transactionIds",
-        (r) => r.transaction_id,
-        (rows) => timed(wh.name, () => wh.writeTransactions(rows)),
-      ),
-      this.#writeOrDeadLetter(
-        out.alerts,
-        out.alertRecords,
-        "alertIds",
-        (a) => a.alertId,
-        (alerts) => timed(`${wh.name}_alerts`, () => wh.writeAlerts(alerts)),
-      ),
+      this.#rowWriter.push(out.rows, out.rowRecords),
+      this.#alertWriter.push(out.alerts, out.alertRecords),
     ]).then(() => {
       const now = this.#now();
-      for (const r of out.rowRecords)
-        m.e2eLatency.observe({ output: "warehouse" }, (now - r.timestamp) / 1000);
+      const h = m.e2eLatency.labels({ output: "warehouse" });
+      for (const r of out.rowRecords) h.observe((now - r.timestamp) / 1000);
     });
     await Promise.all([alertStore, log, warehouse]);
+  }
+
+  /** A write retried until it succeeds, its duration observed per sink. */
+  async #timed(sink: string, fn: () => Promise<void>): Promise<void> {
+    const t0 = performance.now();
+    await this.#retry(sink, fn);
+    this.#d.metrics.sinkLatency.observe({ sink }, (performance.now() - t0) / 1000);
   }
 
   /**

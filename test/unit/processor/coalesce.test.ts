@@ -1,0 +1,83 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { Coalescer } from "../../../src/processor/coalesce.ts";
+
+/** A write that records what it got and finishes when the test says so. */
+function gatedWriter() {
+  const calls: { items: number[]; refs: string[]; done: () => void; fail: (e: Error) => void }[] = [];
+  const write = (items: number[], refs: string[]) =>
+    new Promise<void>((done, fail) => {
+      calls.push({ items: [...items], refs: [...refs], done, fail });
+    });
+  return { calls, write };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe("Coalescer", () => {
+  it("writes the first batch at once, and everything queued meanwhile as one write, in order", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 100);
+    const settled: number[] = [];
+    const a = c.push([1, 2], ["a", "a"]).then(() => settled.push(1));
+    await tick();
+    assert.equal(w.calls.length, 1, "the first write starts without waiting");
+    const b = c.push([3], ["b"]).then(() => settled.push(2));
+    const d = c.push([4, 5], ["d", "d"]).then(() => settled.push(3));
+    assert.equal(c.pending, 5);
+    await tick();
+    assert.equal(w.calls.length, 1, "nothing else while a write runs");
+    w.calls[0]!.done();
+    await a;
+    await tick();
+    assert.deepEqual(w.calls[1]!.items, [3, 4, 5]);
+    assert.deepEqual(w.calls[1]!.refs, ["b", "d", "d"], "references stay aligned with their items");
+    assert.deepEqual(settled, [1], "later batches wait for the write that carries them");
+    w.calls[1]!.done();
+    await Promise.all([b, d]);
+    assert.deepEqual(settled, [1, 2, 3]);
+    assert.equal(c.pending, 0);
+  });
+
+  it("never merges past maxItems, but always takes at least one batch", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 3);
+    const all = [c.push([1], ["x"]), c.push([2, 3], ["y", "y"]), c.push([4, 5, 6, 7], ["z", "z", "z", "z"])];
+    await tick();
+    w.calls[0]!.done();
+    await tick();
+    assert.deepEqual(w.calls[1]!.items, [2, 3], "the 4-item batch would exceed 3");
+    w.calls[1]!.done();
+    await tick();
+    assert.deepEqual(w.calls[2]!.items, [4, 5, 6, 7], "a batch bigger than maxItems goes alone");
+    w.calls[2]!.done();
+    await Promise.all(all);
+  });
+
+  it("rejects exactly the batches of a failed write and goes on with the next", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 100);
+    const first = c.push([1], ["a"]);
+    await tick();
+    const second = c.push([2], ["b"]);
+    const third = c.push([3], ["c"]);
+    w.calls[0]!.fail(new Error("boom"));
+    await assert.rejects(first, /boom/);
+    await tick();
+    w.calls[1]!.fail(new Error("again"));
+    await assert.rejects(second, /again/);
+    await assert.rejects(third, /again/);
+    assert.equal(c.pending, 0);
+    const fourth = c.push([4], ["d"]);
+    await tick();
+    w.calls[2]!.done();
+    await fourth;
+  });
+
+  it("resolves an empty push without writing", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 10);
+    await c.push([], []);
+    assert.equal(w.calls.length, 0);
+  });
+});
