@@ -66,7 +66,7 @@ apt_install() { # packages...
 
 install_all() {
   # prometheus-alertmanager: amtool and a real Alertmanager for the routing tests.
-  apt_install redis-server redis-tools postgresql postgresql-client prometheus prometheus-alertmanager
+  apt_install redis-server redis-tools postgresql postgresql-client prometheus prometheus-alertmanager chromium
   PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
   command -v java >/dev/null || apt_install openjdk-17-jre-headless
   fetch_kafka

@@ -22,6 +22,10 @@ export function registerBuiltins(register: Register): void {
     summary: "reconcile a run: input topic vs warehouse, DLQ and alerts; exit 1 on any loss or duplicate",
     load: () => import("./verify.ts"),
   });
+  register("dashboard", {
+    summary: "serve the live dashboard (React UI + API) from the collector, processors and Redis",
+    load: () => import("./dashboard.ts"),
+  });
   register("topics", {
     summary: "create the Kafka topics with their partition counts (idempotent)",
     load: () => import("./topics.ts"),

@@ -307,7 +307,7 @@ export async function run(argv: string[]): Promise<number> {
     };
   };
   http.get("/status", status);
-  const dashboard = mountDashboard(http, {
+  mountDashboard(http, {
     sources: {
       collector: injectUpstream(collector.http, "in-process collector", ccfg.http.token),
       processors: [injectUpstream(processor.http, "in-process processor")],
@@ -315,7 +315,6 @@ export async function run(argv: string[]): Promise<number> {
     },
     log,
   });
-  await dashboard.ready;
   const url = await listen(http, pcfg.http.host, pcfg.http.port, "paystream HTTP");
 
   const mode = brokers || redisUrl ? "real services" : "embedded (no Kafka, no Redis needed)";

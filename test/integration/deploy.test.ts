@@ -354,7 +354,7 @@ describe("container image", () => {
     for (const dev of ["typescript", "@biomejs/biome", "node"]) {
       assert.ok(!existsSync(join(app, "node_modules", dev)), `dev dependency ${dev} not installed`);
     }
-    for (const command of ["processor", "collector", "up", "verify", "topics"]) {
+    for (const command of ["processor", "collector", "up", "verify", "topics", "dashboard"]) {
       const r = spawnSync(NODE, ["src/cli/main.ts", command, "--help"], { cwd: app, encoding: "utf8" });
       assert.equal(r.status, 0, `${command} --help: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`Usage: paystream ${command}`));

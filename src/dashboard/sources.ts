@@ -1,0 +1,158 @@
+/**
+ * Where the dashboard reads from. An upstream answers HTTP requests: a remote service over
+ * the network (`paystream dashboard`), or a Fastify instance in this process through
+ * `inject` (`paystream up`: the in-process collector's and processor's own routes, no socket).
+ * Either way the dashboard sees the same /config, /stats, /status, /metrics and /readyz
+ * answers, and a rate change goes through the collector's own validation.
+ * An alert feed reads the latest alerts: Redis (the `fraud:alerts` stream and the
+ * `fraud:active_accounts` zset the processors write) or the embedded store.
+ */
+import type { FastifyInstance } from "fastify";
+import type { EmbeddedAlertStore } from "../adapters/embedded/alerts.ts";
+import { AlertKeys, alertToJson } from "../adapters/redis/alerts.ts";
+import type { Redis } from "../adapters/redis/client.ts";
+import { redactUrl } from "../lib/url.ts";
+import type { AlertsReading, Answer, Readings } from "./aggregate.ts";
+
+export interface Upstream {
+  /** What the UI shows for it (a URL, or "in-process"). */
+  readonly label: string;
+  request(method: "GET" | "POST", path: string, body?: unknown): Promise<Answer>;
+}
+
+function decode(text: string, contentType: string | undefined): unknown {
+  if (contentType?.includes("json")) {
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/** A service over HTTP. Never throws: no answer within the timeout is an Answer with `error`. */
+export function httpUpstream(baseUrl: string, opts: { timeoutMs?: number; token?: string } = {}): Upstream {
+  const base = baseUrl.replace(/\/+$/, "");
+  return {
+    label: base,
+    async request(method, path, body) {
+      const headers: Record<string, string> = {};
+      if (body !== undefined) headers["content-type"] = "application/json";
+      if (opts.token && method !== "GET") headers.authorization = `Bearer ${opts.token}`;
+      try {
+        const res = await fetch(`${base}${path}`, {
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          signal: AbortSignal.timeout(opts.timeoutMs ?? 2000),
+        });
+        return { status: res.status, body: decode(await res.text(), res.headers.get("content-type") ?? "") };
+      } catch (err) {
+        const e = err as Error & { cause?: { code?: string } };
+        const why = e.name === "TimeoutError" ? "no answer in time" : (e.cause?.code ?? e.message);
+        return { status: 0, body: undefined, error: `${base}: ${why}` };
+      }
+    },
+  };
+}
+
+/** A Fastify instance in this process (its routes, validation and error handler), without a socket. */
+export function injectUpstream(app: FastifyInstance, label: string, token?: string): Upstream {
+  return {
+    label,
+    async request(method, path, body) {
+      try {
+        const res = await app.inject({
+          method,
+          url: path,
+          ...(body === undefined ? {} : { payload: body as object }),
+          headers: token && method !== "GET" ? { authorization: `Bearer ${token}` } : {},
+        });
+        return { status: res.statusCode, body: decode(res.body, String(res.headers["content-type"] ?? "")) };
+      } catch (err) {
+        return { status: 0, body: undefined, error: `${label}: ${(err as Error).message}` };
+      }
+    },
+  };
+}
+
+export interface AlertFeed {
+  readonly source: string;
+  /** Newest first, as alert JSON objects. */
+  latest(limit: number): Promise<unknown[]>;
+  /** Accounts whose latest alert is at or after `sinceMs`. */
+  activeAccounts(sinceMs: number): Promise<number>;
+}
+
+export function embeddedAlertFeed(store: EmbeddedAlertStore): AlertFeed {
+  return {
+    source: "embedded alert store",
+    latest: async (limit) => store.recent(limit).map((a) => JSON.parse(alertToJson(a)) as unknown),
+    activeAccounts: async (sinceMs) => store.activeAccounts(sinceMs),
+  };
+}
+
+/** `url` only names the source (password redacted). */
+export function redisAlertFeed(redis: Redis, url: string): AlertFeed {
+  return {
+    source: `redis ${redactUrl(url)} (${AlertKeys.stream})`,
+    async latest(limit) {
+      const entries = await redis.xRevRange(AlertKeys.stream, "+", "-", { COUNT: limit });
+      const out: unknown[] = [];
+      for (const e of entries ?? []) {
+        const json = e.message.alert;
+        if (typeof json !== "string") continue;
+        try {
+          out.push(JSON.parse(json));
+        } catch {
+          // not an alert entry: skip it
+        }
+      }
+      return out;
+    },
+    activeAccounts: (sinceMs) => redis.zCount(AlertKeys.activeAccounts, sinceMs, "+inf"),
+  };
+}
+
+export interface DashboardSources {
+  collector: Upstream | undefined;
+  processors: Upstream[];
+  alerts: AlertFeed;
+}
+
+const ACTIVE_SPAN_MS = 5 * 60_000;
+
+/** One reading of everything, concurrently. Never throws: failures become errors in the readings. */
+export async function readAll(src: DashboardSources, feedSize: number, nowMs: number): Promise<Readings> {
+  const collector = src.collector;
+  const [c, processors, alerts] = await Promise.all([
+    collector
+      ? Promise.all([
+          collector.request("GET", "/config"),
+          collector.request("GET", "/stats"),
+          collector.request("GET", "/readyz"),
+        ]).then(([config, stats, ready]) => ({ url: collector.label, config, stats, ready }))
+      : undefined,
+    Promise.all(
+      src.processors.map(async (p) => {
+        const [status, metrics, ready] = await Promise.all([
+          p.request("GET", "/status"),
+          p.request("GET", "/metrics"),
+          p.request("GET", "/readyz"),
+        ]);
+        return { url: p.label, status, metrics, ready };
+      }),
+    ),
+    Promise.all([src.alerts.latest(feedSize), src.alerts.activeAccounts(nowMs - ACTIVE_SPAN_MS)]).then(
+      ([latest, active]): AlertsReading => ({ source: src.alerts.source, latest, activeAccounts: active }),
+      (err: Error): AlertsReading => ({
+        source: src.alerts.source,
+        latest: [],
+        activeAccounts: null,
+        error: `${src.alerts.source}: ${err.message}`,
+      }),
+    ),
+  ]);
+  return { collector: c, processors, alerts };
+}

@@ -1,0 +1,315 @@
+/// <reference lib="dom" />
+/**
+ * The dashboard: one snapshot per second over Server-Sent Events (`api/events`), rendered as
+ * cards. The only write is the collector rate form, which posts to `api/collector/rate` and
+ * shows the collector's own reason when it refuses a value.
+ */
+import { type FormEvent, type ReactNode, useEffect, useState } from "react";
+import type { DashboardSnapshot, FeedAlert, HealthItem, HistoryPoint } from "../aggregate.ts";
+
+const nf = new Intl.NumberFormat("en-US");
+const fmt = (n: number | null | undefined): string => (n === null || n === undefined ? "–" : nf.format(n));
+const ms = (n: number | null): string =>
+  n === null ? "–" : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
+const clock = (iso: string): string => (iso.length >= 19 ? iso.slice(11, 19) : iso);
+
+function useSnapshot(): { snap: DashboardSnapshot | null; live: boolean } {
+  const [snap, setSnap] = useState<DashboardSnapshot | null>(null);
+  const [live, setLive] = useState(false);
+  useEffect(() => {
+    const es = new EventSource("api/events");
+    es.addEventListener("snapshot", (e) => {
+      setSnap(JSON.parse((e as MessageEvent<string>).data) as DashboardSnapshot);
+      setLive(true);
+    });
+    es.addEventListener("error", () => setLive(false));
+    return () => es.close();
+  }, []);
+  return { snap, live };
+}
+
+function Card(props: { title: string; className?: string; children: ReactNode }) {
+  return (
+    <section className={`card ${props.className ?? ""}`}>
+      <h2>{props.title}</h2>
+      {props.children}
+    </section>
+  );
+}
+
+function Stat(props: { label: string; value: string; testId?: string; unit?: string }) {
+  return (
+    <div className="stat">
+      <div className="stat-value" data-testid={props.testId}>
+        {props.value}
+        {props.unit ? <span className="unit">{props.unit}</span> : null}
+      </div>
+      <div className="stat-label">{props.label}</div>
+    </div>
+  );
+}
+
+function Sparkline({ points }: { points: HistoryPoint[] }) {
+  const w = 320;
+  const h = 64;
+  if (points.length < 2) return <svg className="spark" viewBox={`0 0 ${w} ${h}`} aria-hidden="true" />;
+  const max = Math.max(1, ...points.map((p) => Math.max(p.in_per_s, p.out_per_s)));
+  const line = (pick: (p: HistoryPoint) => number) =>
+    points
+      .map(
+        (p, i) =>
+          `${((i / (points.length - 1)) * w).toFixed(1)},${(h - 2 - (pick(p) / max) * (h - 4)).toFixed(1)}`,
+      )
+      .join(" ");
+  return (
+    <svg
+      className="spark"
+      viewBox={`0 0 ${w} ${h}`}
+      preserveAspectRatio="none"
+      aria-label="throughput history"
+    >
+      <polyline className="spark-in" points={line((p) => p.in_per_s)} />
+      <polyline className="spark-out" points={line((p) => p.out_per_s)} />
+    </svg>
+  );
+}
+
+function Bars(props: { rows: { label: string; value: number; className?: string }[]; testId?: string }) {
+  const max = Math.max(1, ...props.rows.map((r) => r.value));
+  if (props.rows.length === 0) return <p className="muted">none yet</p>;
+  return (
+    <ul className="bars" data-testid={props.testId}>
+      {props.rows.map((r) => (
+        <li key={r.label}>
+          <span className="bar-label">{r.label}</span>
+          <span className="bar-track">
+            <span className={`bar ${r.className ?? ""}`} style={{ width: `${(r.value / max) * 100}%` }} />
+          </span>
+          <span className="bar-value">{fmt(r.value)}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function RateControl({ snap }: { snap: DashboardSnapshot }) {
+  const [value, setValue] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
+  const c = snap.collector;
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    const raw = value.trim();
+    // Numbers go as numbers; anything else is sent as typed, and the collector says what is wrong.
+    const body = { messages_per_second: /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw };
+    setBusy(true);
+    try {
+      const res = await fetch("api/collector/rate", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      const answer = (await res.json().catch(() => ({}))) as {
+        messages_per_second?: number;
+        previous?: number;
+        reason?: string;
+        error?: string;
+      };
+      if (res.ok) {
+        setMessage({
+          ok: true,
+          text: `target set to ${fmt(answer.messages_per_second)} tx/s (was ${fmt(answer.previous)})`,
+        });
+        setValue("");
+      } else {
+        setMessage({ ok: false, text: `${res.status}: ${answer.reason ?? answer.error ?? res.statusText}` });
+      }
+    } catch (err) {
+      setMessage({ ok: false, text: `request failed: ${(err as Error).message}` });
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <Card title="Collector rate">
+      <div className="stats">
+        <Stat label="target" value={fmt(c.target_rate)} unit="tx/s" testId="target-rate" />
+        <Stat label="actual (10 s mean)" value={fmt(c.actual_rate)} unit="tx/s" testId="actual-rate" />
+      </div>
+      {c.reachable ? null : <p className="error">collector unreachable: {c.error}</p>}
+      <form className="rate-form" onSubmit={(e) => void submit(e)}>
+        <input
+          data-testid="rate-input"
+          aria-label="new target rate (transactions per second)"
+          inputMode="numeric"
+          placeholder={c.max_rate === null ? "tx/s" : `0 – ${fmt(c.max_rate)} tx/s`}
+          value={value}
+          onChange={(e) => setValue(e.target.value)}
+        />
+        <button type="submit" data-testid="rate-submit" disabled={busy || value.trim() === ""}>
+          Set rate
+        </button>
+      </form>
+      {message ? (
+        <p className={message.ok ? "ok-text" : "error"} data-testid="rate-message" role="status">
+          {message.text}
+        </p>
+      ) : null}
+    </Card>
+  );
+}
+
+function figuresText(f: FeedAlert["figures"]): string {
+  return Object.entries(f)
+    .filter(([k]) => k !== "sumMinor" && k !== "windowMs")
+    .map(([k, v]) => `${k} ${typeof v === "number" ? nf.format(v) : v}`)
+    .join(" · ");
+}
+
+function AlertFeed({ alerts }: { alerts: FeedAlert[] }) {
+  if (alerts.length === 0)
+    return <p className="muted">no alerts yet — incidents take up to a minute to build up</p>;
+  return (
+    <table className="feed">
+      <thead>
+        <tr>
+          <th>detected</th>
+          <th>rule</th>
+          <th>severity</th>
+          <th>account</th>
+          <th>card</th>
+          <th>figures</th>
+          <th className="num">detection</th>
+        </tr>
+      </thead>
+      <tbody>
+        {alerts.map((a) => (
+          <tr key={a.alert_id} data-testid="alert-row">
+            <td className="mono">{clock(a.detected_at)}</td>
+            <td>{a.rule_id}</td>
+            <td>
+              <span className={`sev sev-${a.severity}`}>{a.severity}</span>
+            </td>
+            <td className="mono">{a.account_id}</td>
+            <td className="mono" data-testid="alert-card">
+              {a.card ?? "–"}
+            </td>
+            <td className="figures">{figuresText(a.figures)}</td>
+            <td className="num mono">{ms(a.detection_latency_ms)}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
+function Health({ items }: { items: HealthItem[] }) {
+  return (
+    <ul className="health" data-testid="health">
+      {items.map((h) => (
+        <li key={h.name} className={h.ok ? "up" : "down"}>
+          <span className="dot" aria-hidden="true" />
+          <span className="health-name">{h.name}</span>
+          <span className="health-detail">{h.detail}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+export function App() {
+  const { snap, live } = useSnapshot();
+  if (!snap) {
+    return (
+      <main className="loading">
+        <h1>paystream</h1>
+        <p className="muted">connecting…</p>
+      </main>
+    );
+  }
+  const p = snap.processed;
+  const h = snap.history;
+  const span = h.length > 1 ? Math.round((h.at(-1)!.t - h[0]!.t) / 1000) : 0;
+  const peak = Math.max(0, ...h.map((x) => Math.max(x.in_per_s, x.out_per_s)));
+  const rules = Object.entries(snap.alerts.by_rule)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, value]) => ({ label, value }));
+  return (
+    <main>
+      <header>
+        <h1>paystream</h1>
+        <span className={`live ${live ? "on" : "off"}`} data-testid="live">
+          {live ? "live" : "reconnecting…"}
+        </span>
+        <span className="muted">updated {new Date(snap.at).toLocaleTimeString("en-GB")}</span>
+      </header>
+      <div className="grid">
+        <Card title="Throughput" className="wide">
+          <div className="stats">
+            <Stat label="in (collector)" value={fmt(snap.throughput.in_per_s)} unit="tx/s" testId="in-rate" />
+            <Stat
+              label="out (processed)"
+              value={fmt(snap.throughput.out_per_s)}
+              unit="tx/s"
+              testId="out-rate"
+            />
+            <Stat label="processed total" value={fmt(p.total)} testId="processed-total" />
+          </div>
+          <Sparkline points={snap.history} />
+          <p className="legend">
+            <span className="key key-in" /> in <span className="key key-out" /> out — last {span} s, peak{" "}
+            {fmt(peak)} tx/s
+          </p>
+        </Card>
+        <RateControl snap={snap} />
+        <Card title="Consumer lag">
+          <div className="stats">
+            <Stat label="records behind" value={fmt(snap.lag_records)} testId="lag" />
+          </div>
+          {snap.processors.length > 1 ? (
+            <ul className="plain">
+              {snap.processors.map((x) => (
+                <li key={x.url}>
+                  {x.url}: {x.reachable ? `${fmt(x.lag_records)} behind` : "unreachable"}
+                </li>
+              ))}
+            </ul>
+          ) : null}
+        </Card>
+        <Card title={`p99 latency (last ${snap.latency.window_s} s)`}>
+          <div className="stats">
+            <Stat label="append → alert stored" value={ms(snap.latency.p99_alert_ms)} testId="p99-alert" />
+            <Stat label="append → row durable" value={ms(snap.latency.p99_row_ms)} testId="p99-row" />
+          </div>
+        </Card>
+        <Card title="Processed by outcome">
+          <Bars
+            testId="outcomes"
+            rows={[
+              { label: "ok", value: p.ok, className: "ok" },
+              { label: "duplicate", value: p.duplicate, className: "dup" },
+              { label: "late", value: p.late, className: "late" },
+              { label: "invalid → DLQ", value: p.invalid, className: "bad" },
+            ]}
+          />
+        </Card>
+        <Card title="Alerts by rule">
+          <div className="stats">
+            <Stat label="alerts" value={fmt(snap.alerts.total)} testId="alerts-total" />
+            <Stat label="accounts alerting (5 min)" value={fmt(snap.alerts.active_accounts_5m)} />
+          </div>
+          <Bars rows={rules} testId="alerts-by-rule" />
+        </Card>
+        <Card title="Health">
+          <Health items={snap.health} />
+        </Card>
+        <Card title="Latest alerts" className="full">
+          <AlertFeed alerts={snap.alerts.latest} />
+          <p className="muted small">from {snap.alerts.source}; cards show BIN and last digits only</p>
+        </Card>
+      </div>
+    </main>
+  );
+}
