@@ -74,6 +74,8 @@ export interface CollectorTotals {
   byKind: Record<string, number>;
   labels: Record<string, number>;
   sendErrors: number;
+  /** Generated records given up on at a stop because the broker would not take them in time. */
+  unsent: number;
 }
 
 export class Collector {
@@ -89,7 +91,9 @@ export class Collector {
   #loop: Promise<void> | undefined;
   #failing: string | undefined;
   #queued = 0;
-  readonly totals: CollectorTotals = { produced: 0, byKind: {}, labels: {}, sendErrors: 0 };
+  readonly totals: CollectorTotals = { produced: 0, byKind: {}, labels: {}, sendErrors: 0, unsent: 0 };
+  /** Set when a stop's grace period ran out: in-flight sends stop retrying. */
+  #abandon = false;
   readonly #topic: string;
   readonly #labelsTopic: string;
   /** Resolves when a --count / --duration bound is reached. */
@@ -184,7 +188,11 @@ export class Collector {
     for (const l of labels) {
       records.push({ topic: this.#labelsTopic, key: labelKey(l), value: JSON.stringify(l) });
     }
-    const p = this.#sendWithRetry(records).then(() => {
+    const p = this.#sendWithRetry(records).then((delivered) => {
+      if (!delivered) {
+        this.totals.unsent += n;
+        return;
+      }
       const now = Date.now();
       this.#meter.add(n, now);
       this.totals.produced += n;
@@ -209,8 +217,10 @@ export class Collector {
     });
   }
 
-  async #sendWithRetry(records: OutRecord[]): Promise<void> {
+  /** Resolves true once the sink took the records, false if a stop gave up on them. */
+  async #sendWithRetry(records: OutRecord[]): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
+      if (this.#abandon) return false;
       const t0 = performance.now();
       try {
         await this.#sink.send(records);
@@ -219,7 +229,7 @@ export class Collector {
           this.#log.info("sink recovered");
           this.#failing = undefined;
         }
-        return;
+        return true;
       } catch (err) {
         this.totals.sendErrors++;
         this.metrics.sendErrors.inc();
@@ -231,10 +241,26 @@ export class Collector {
     }
   }
 
-  /** Stops generating, waits for every in-flight record to be acknowledged. */
-  async stop(): Promise<void> {
+  /**
+   * Stops generating and waits for every in-flight record to be acknowledged — for at most
+   * graceMs: a broker that cannot take them must not hang a SIGTERM forever. What is given up
+   * is counted in totals.unsent (and produced/labels count only what the broker took).
+   */
+  async stop(graceMs = 15_000): Promise<void> {
     this.#running = false;
-    await this.#loop;
+    const timer = setTimeout(() => {
+      this.#abandon = true;
+      if (this.#inFlight.size > 0)
+        this.#log.error(
+          { graceMs },
+          "stop: the broker did not take the in-flight records in time; giving up on them",
+        );
+    }, graceMs);
+    try {
+      await this.#loop;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

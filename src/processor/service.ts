@@ -15,6 +15,7 @@ import { openWarehouse } from "../adapters/warehouse/index.ts";
 import { Deduper, type SharedDedupStore } from "../core/dedup.ts";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
 import { Masker } from "../core/masking.ts";
+import { Topics } from "../core/topics.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
@@ -57,7 +58,11 @@ export async function connectRealAdapters(cfg: ProcessorConfig, log: Logger): Pr
     clientId: `paystream-processor-${process.pid}`,
   };
   await checkKafka(conn);
-  await ensureTopics(conn);
+  await ensureTopics(conn, undefined, undefined, {
+    [Topics.transactions]: cfg.kafka.topic,
+    [Topics.dlq]: cfg.kafka.dlqTopic,
+    [Topics.alerts]: cfg.kafka.alertsTopic,
+  });
   const redis: Redis = await connectRedis({
     url: cfg.redisUrl,
     onError: (err) => log.warn({ err: err.message }, "redis connection error"),

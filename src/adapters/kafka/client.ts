@@ -55,9 +55,13 @@ export async function checkKafka(conn: KafkaConnection): Promise<{ brokers: numb
  */
 export async function ensureTopics(
   conn: KafkaConnection,
-  topics: readonly TopicName[] = Object.keys(TopicLayout) as TopicName[],
+  layout: readonly TopicName[] = Object.keys(TopicLayout) as TopicName[],
   replicas = 1,
+  /** The name each topic goes by in this deployment (--topic, --dlq-topic...), if not its default. */
+  names: Partial<Record<TopicName, string>> = {},
 ): Promise<Map<string, number>> {
+  const partitionsOf = new Map(layout.map((t) => [names[t] ?? t, TopicLayout[t].partitions]));
+  const topics = [...partitionsOf.keys()];
   const admin = createAdmin(conn);
   try {
     let existing: string[];
@@ -68,9 +72,14 @@ export async function ensureTopics(
     }
     const missing = topics.filter((t) => !existing.includes(t));
     if (missing.length > 0) {
-      await admin.createTopics({
-        topics: missing.map((t) => ({ topic: t, partitions: TopicLayout[t].partitions, replicas })),
-      });
+      await admin
+        .createTopics({
+          topics: missing.map((t) => ({ topic: t, partitions: partitionsOf.get(t)!, replicas })),
+        })
+        .catch((err: Error) => {
+          // Another replica starting at the same moment created it first: that is the goal.
+          if (!onlyTopicExists(err)) throw err;
+        });
     }
     const meta = await waitForLeaders(admin, topics);
     const counts = new Map<string, number>();
@@ -79,6 +88,15 @@ export async function ensureTopics(
   } finally {
     await admin.close().catch(() => {});
   }
+}
+
+const TOPIC_ALREADY_EXISTS = 36;
+
+/** True when a CreateTopics failure is only "topic already exists" (Kafka error code 36). */
+function onlyTopicExists(err: unknown): boolean {
+  const errors = (err as { errors?: { response?: { topics?: { errorCode: number }[] } }[] }).errors ?? [];
+  const codes = errors.flatMap((e) => e.response?.topics?.map((t) => t.errorCode) ?? [-1]);
+  return codes.length > 0 && codes.every((c) => c === 0 || c === TOPIC_ALREADY_EXISTS);
 }
 
 /**

@@ -1,0 +1,71 @@
+/**
+ * A stop while the broker refuses everything: SIGTERM must not hang on retries forever; the
+ * records given up on are counted, and nothing is counted as produced that was not taken.
+ */
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { CollectorConfig } from "../../../src/collector/config.ts";
+import { Collector } from "../../../src/collector/service.ts";
+import { createLogger } from "../../../src/lib/log.ts";
+import { createRegistry } from "../../../src/lib/metrics.ts";
+import type { OutRecord, RecordSink } from "../../../src/processor/ports.ts";
+
+const cfg: CollectorConfig = {
+  brokers: [],
+  topic: "t",
+  labelsTopic: "l",
+  rate: 2000,
+  maxRate: 10_000,
+  seed: 7,
+  accounts: 1000,
+  merchants: 500,
+  scenarioRate: 0,
+  faults: { duplicate: 0, late: 0, outOfOrder: 0, malformed: 0 },
+  lateMaxMs: 30_000,
+  http: { host: "127.0.0.1", port: 0, token: undefined },
+  batchSize: 100,
+  lingerMs: 5,
+  maxInFlight: 4,
+  compression: "none",
+  labelsFile: undefined,
+  durationMs: 0,
+  count: 0,
+};
+
+class Sink implements RecordSink {
+  refuse = true;
+  taken = 0;
+  async send(records: OutRecord[]): Promise<void> {
+    if (this.refuse) throw new Error("broker says no");
+    this.taken += records.length;
+  }
+  async close(): Promise<void> {}
+}
+
+describe("collector stop", () => {
+  // The timeout is the assertion that a stop never hangs on a refusing broker.
+  it("gives up on in-flight records after the grace period and counts them as unsent", {
+    timeout: 10_000,
+  }, async () => {
+    const sink = new Sink();
+    const c = new Collector(cfg, sink, createLogger("t", "silent"), createRegistry("t", false));
+    c.start();
+    await new Promise((r) => setTimeout(r, 200));
+    await c.stop(300);
+    assert.equal(c.totals.produced, 0);
+    assert.ok(c.totals.unsent > 0, `unsent ${c.totals.unsent}`);
+    assert.ok(c.totals.sendErrors > 0);
+  });
+
+  it("flushes everything when the broker takes it within the grace period", async () => {
+    const sink = new Sink();
+    sink.refuse = false;
+    const c = new Collector(cfg, sink, createLogger("t", "silent"), createRegistry("t", false));
+    c.start();
+    await new Promise((r) => setTimeout(r, 200));
+    await c.stop(5000);
+    assert.equal(c.totals.unsent, 0);
+    assert.equal(c.totals.produced, sink.taken);
+    assert.ok(c.totals.produced > 0);
+  });
+});
