@@ -25,8 +25,9 @@ export async function run(argv: string[]): Promise<number> {
     [Topics.transactions]: cfg.topic,
     [Topics.labels]: cfg.labelsTopic,
   });
-  const producer = createProducer(conn, cfg.compression === "none" ? {} : { compression: cfg.compression });
-  const sink = new KafkaSink(conn, producer);
+  const makeProducer = () =>
+    createProducer(conn, cfg.compression === "none" ? {} : { compression: cfg.compression });
+  const sink = new KafkaSink(conn, undefined, makeProducer);
   const running = await startCollector(cfg, sink, log);
   onShutdownSignals(async () => {
     await running.stop();

@@ -293,15 +293,39 @@ export class KafkaSource implements RecordSource {
   }
 }
 
-export class KafkaSink implements RecordSink {
-  readonly #producer: StringProducer;
+/** Producer-state errors after which an idempotent producer never gets a batch in again. */
+const PRODUCER_STATE_ERRORS = new Set([
+  "OUT_OF_ORDER_SEQUENCE_NUMBER",
+  "INVALID_PRODUCER_EPOCH",
+  "UNKNOWN_PRODUCER_ID",
+  "INVALID_PRODUCER_ID_MAPPING",
+]);
 
-  constructor(conn: KafkaConnection, producer?: StringProducer) {
-    this.#producer = producer ?? createProducer(conn);
+/** Whether a (possibly nested: MultipleErrors, cause) client error carries one of `ids`. */
+export function hasProtocolError(err: unknown, ids: ReadonlySet<string>, depth = 0): boolean {
+  if (err === null || typeof err !== "object" || depth > 6) return false;
+  const e = err as { apiId?: unknown; errors?: unknown; cause?: unknown };
+  if (typeof e.apiId === "string" && ids.has(e.apiId)) return true;
+  if (Array.isArray(e.errors) && e.errors.some((x) => hasProtocolError(x, ids, depth + 1))) return true;
+  return hasProtocolError(e.cause, ids, depth + 1);
+}
+
+export class KafkaSink implements RecordSink {
+  readonly #makeProducer: () => StringProducer;
+  #producer: StringProducer;
+  /** Bumped each time the producer is replaced, so concurrent failures replace it once. */
+  #generation = 0;
+  /** Producers replaced after a sequence error (for logs and tests). */
+  resets = 0;
+
+  constructor(conn: KafkaConnection, producer?: StringProducer, makeProducer?: () => StringProducer) {
+    this.#makeProducer = makeProducer ?? (() => createProducer(conn));
+    this.#producer = producer ?? this.#makeProducer();
   }
 
   async send(records: OutRecord[]): Promise<void> {
     if (records.length === 0) return;
+    const generation = this.#generation;
     try {
       await this.#producer.send({
         messages: records.map((r) => ({
@@ -312,6 +336,19 @@ export class KafkaSink implements RecordSink {
         })),
       });
     } catch (err) {
+      // One failed request among several in flight to a partition leaves a gap in the
+      // idempotent producer's sequence numbers: the broker then refuses every later batch
+      // (OUT_OF_ORDER_SEQUENCE_NUMBER) and this client does not reset its sequence by itself,
+      // so every retry would fail forever. A new producer (new producer id) starts clean; the
+      // caller's retry then sends the batch again. (A batch whose request succeeded but whose
+      // answer was lost can thereby be appended twice: consumers dedup by transaction_id.)
+      if (hasProtocolError(err, PRODUCER_STATE_ERRORS) && generation === this.#generation) {
+        this.#generation++;
+        this.resets++;
+        const old = this.#producer;
+        this.#producer = this.#makeProducer();
+        void old.close().catch(() => {});
+      }
       throw new PaystreamError(ErrorCodes.KAFKA_PRODUCE, `produce failed: ${(err as Error).message}`, {
         cause: err,
         retriable: true,
