@@ -122,6 +122,8 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
       topics,
       group,
       warehouse: `duckdb:${join(ctx.runDir, "e2e.duckdb")}`,
+      // For experiments (e.g. BENCH_E2E_PROCESSOR_FLAGS="--max-batch 1000"); recorded in the JSON.
+      flags: (process.env.BENCH_E2E_PROCESSOR_FLAGS ?? "").split(/\s+/).filter(Boolean),
     });
     c = await startCollector(ctx, "collector-e2e", topics, [
       "--rate",
@@ -193,7 +195,7 @@ async function run(ctx: BenchContext): Promise<BenchOutput> {
     await p?.stop();
     await kafka.close();
   }
-  return { metrics, details: steps };
+  return { metrics, details: { processorFlags: process.env.BENCH_E2E_PROCESSOR_FLAGS ?? "", steps } };
 }
 
 export const e2eLatency: Bench = {
