@@ -6,7 +6,7 @@
 import { connectRedis } from "../adapters/redis/client.ts";
 import { dashboardOptions, toDashboardConfig } from "../dashboard/config.ts";
 import { mountDashboard } from "../dashboard/server.ts";
-import { httpUpstream, redisAlertFeed } from "../dashboard/sources.ts";
+import { dnsUpstreams, httpUpstream, redisAlertFeed } from "../dashboard/sources.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import { createLogger } from "../lib/log.ts";
@@ -39,7 +39,9 @@ export async function run(argv: string[]): Promise<number> {
   const dashboard = mountDashboard(http, {
     sources: {
       collector: httpUpstream(cfg.collectorUrl, { token: cfg.collectorToken }),
-      processors: cfg.processorUrls.map((u) => httpUpstream(u)),
+      processors: cfg.processorService
+        ? dnsUpstreams(cfg.processorService)
+        : cfg.processorUrls.map((u) => httpUpstream(u)),
       alerts: redisAlertFeed(redis, cfg.redisUrl),
     },
     intervalMs: cfg.refreshMs,
@@ -57,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     [
       `paystream dashboard on ${url}/`,
       `  collector   ${cfg.collectorUrl}`,
-      `  processors  ${cfg.processorUrls.join(", ")}`,
+      `  processors  ${cfg.processorService ? `every address of ${cfg.processorService.host}:${cfg.processorService.port} (DNS)` : cfg.processorUrls.join(", ")}`,
       `  alerts      ${redisLabel}`,
       "",
     ].join("\n"),

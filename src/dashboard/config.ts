@@ -2,6 +2,15 @@
 import { type OptionTable, p } from "../lib/config.ts";
 
 /** A comma-separated list of http(s) base URLs (trailing slashes dropped, no duplicates). */
+/** "host:port" (a DNS name, not a URL). */
+export function parseHostPort(raw: unknown): { host: string; port: number } {
+  const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(String(raw).trim());
+  const port = m ? Number(m[2]) : 0;
+  if (!m || port < 1 || port > 65535)
+    throw new Error(`"${String(raw)}" is not host:port (e.g. paystream-processor:9464)`);
+  return { host: m[1]!, port };
+}
+
 export function parseHttpUrlList(raw: unknown): string[] {
   const list = (Array.isArray(raw) ? raw.map(String) : String(raw).split(","))
     .map((s) => s.trim())
@@ -62,6 +71,15 @@ export const dashboardOptions: OptionTable = [
     default: ["http://127.0.0.1:9464"],
   },
   {
+    key: "processor.service",
+    flag: "processor-service",
+    env: "PAYSTREAM_PROCESSOR_SERVICE",
+    description:
+      "host:port of a headless Service (Kubernetes): every address its DNS name resolves to is read as a processor, re-resolved each refresh; replaces --processor-urls",
+    parse: parseHostPort,
+    optional: true,
+  },
+  {
     key: "refresh",
     flag: "refresh",
     env: "PAYSTREAM_DASHBOARD_REFRESH",
@@ -92,6 +110,8 @@ export interface DashboardConfig {
   collectorUrl: string;
   collectorToken: string | undefined;
   processorUrls: string[];
+  /** A headless Service whose addresses are the processors (discovered each refresh). */
+  processorService: { host: string; port: number } | undefined;
   refreshMs: number;
   http: { host: string; port: number };
 }
@@ -102,6 +122,7 @@ export function toDashboardConfig(v: Record<string, unknown>): DashboardConfig {
     collectorUrl: v["collector.url"] as string,
     collectorToken: v["collector.token"] as string | undefined,
     processorUrls: v["processor.urls"] as string[],
+    processorService: v["processor.service"] as { host: string; port: number } | undefined,
     refreshMs: v.refresh as number,
     http: { host: v["http.host"] as string, port: v["http.port"] as number },
   };

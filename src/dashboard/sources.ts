@@ -7,6 +7,7 @@
  * An alert feed reads the latest alerts: Redis (the `fraud:alerts` stream and the
  * `fraud:active_accounts` zset the processors write) or the embedded store.
  */
+import { lookup } from "node:dns/promises";
 import type { FastifyInstance } from "fastify";
 import type { EmbeddedAlertStore } from "../adapters/embedded/alerts.ts";
 import { AlertKeys, alertToJson } from "../adapters/redis/alerts.ts";
@@ -115,9 +116,46 @@ export function redisAlertFeed(redis: Redis, url: string): AlertFeed {
   };
 }
 
+/**
+ * The processors behind a headless Service: every address its name resolves to, as an
+ * upstream, resolved again on each call (pods are added and removed by the autoscaler).
+ * Upstreams are kept per address so each keeps its label across readings. A failed lookup
+ * yields one upstream that reports the error, so the UI shows why no processor is listed.
+ */
+export function dnsUpstreams(
+  service: { host: string; port: number },
+  resolve: (host: string) => Promise<string[]> = async (host) =>
+    (await lookup(host, { all: true })).map((a) => (a.family === 6 ? `[${a.address}]` : a.address)),
+): () => Promise<Upstream[]> {
+  const known = new Map<string, Upstream>();
+  const name = `${service.host}:${service.port}`;
+  return async () => {
+    let addresses: string[];
+    try {
+      addresses = [...new Set(await resolve(service.host))].sort();
+    } catch (err) {
+      const why = `${name}: ${(err as { code?: string }).code ?? (err as Error).message}`;
+      return [{ label: name, request: async () => ({ status: 0, body: undefined, error: why }) }];
+    }
+    const out: Upstream[] = [];
+    for (const a of addresses) {
+      const url = `http://${a}:${service.port}`;
+      let u = known.get(url);
+      if (!u) {
+        u = httpUpstream(url);
+        known.set(url, u);
+      }
+      out.push(u);
+    }
+    for (const url of known.keys()) if (!out.some((u) => u.label === url)) known.delete(url);
+    return out;
+  };
+}
+
 export interface DashboardSources {
   collector: Upstream | undefined;
-  processors: Upstream[];
+  /** A fixed list, or one found anew for each reading (replicas come and go with autoscaling). */
+  processors: Upstream[] | (() => Promise<Upstream[]>);
   alerts: AlertFeed;
 }
 
@@ -126,6 +164,7 @@ const ACTIVE_SPAN_MS = 5 * 60_000;
 /** One reading of everything, concurrently. Never throws: failures become errors in the readings. */
 export async function readAll(src: DashboardSources, feedSize: number, nowMs: number): Promise<Readings> {
   const collector = src.collector;
+  const upstreams = typeof src.processors === "function" ? await src.processors() : src.processors;
   const [c, processors, alerts] = await Promise.all([
     collector
       ? Promise.all([
@@ -135,7 +174,7 @@ export async function readAll(src: DashboardSources, feedSize: number, nowMs: nu
         ]).then(([config, stats, ready]) => ({ url: collector.label, config, stats, ready }))
       : undefined,
     Promise.all(
-      src.processors.map(async (p) => {
+      upstreams.map(async (p) => {
         const [status, metrics, ready] = await Promise.all([
           p.request("GET", "/status"),
           p.request("GET", "/metrics"),

@@ -111,10 +111,12 @@ describe("Helm chart", () => {
     for (const want of [
       "ConfigMap/ps-paystream-rules",
       "Deployment/ps-paystream-collector",
+      "Deployment/ps-paystream-dashboard",
       "Deployment/ps-paystream-processor",
       "PodDisruptionBudget/ps-paystream-processor",
       "ScaledObject/ps-paystream-processor",
       "Service/ps-paystream-collector",
+      "Service/ps-paystream-dashboard",
       "Service/ps-paystream-processor",
     ]) {
       assert.ok(kinds.includes(want), `${want} in ${kinds.join(", ")}`);
@@ -143,6 +145,10 @@ describe("Helm chart", () => {
       [
         "collector",
         ["PAYSTREAM_KAFKA_BROKERS", "PAYSTREAM_COLLECTOR_PORT", "PAYSTREAM_RATE", "PAYSTREAM_ACCOUNTS"],
+      ],
+      [
+        "dashboard",
+        ["PAYSTREAM_REDIS_URL", "PAYSTREAM_COLLECTOR_URL", "PAYSTREAM_PROCESSOR_SERVICE", "PAYSTREAM_PORT"],
       ],
     ] as const) {
       const known = helpEnv(component);
@@ -208,6 +214,7 @@ describe("Helm chart", () => {
     for (const [component, portEnv, helpDefault] of [
       ["processor", "PAYSTREAM_METRICS_PORT", "9464"],
       ["collector", "PAYSTREAM_COLLECTOR_PORT", "5000"],
+      ["dashboard", "PAYSTREAM_PORT", "3000"],
     ] as const) {
       const c = find(ms, "Deployment", component).spec.template.spec.containers[0];
       const ports = new Map(
@@ -237,7 +244,7 @@ describe("Helm chart", () => {
 
   it("runs pods as non-root with a read-only root filesystem and no privilege escalation", () => {
     const uid = /^USER (\d+)/m.exec(readFileSync(join(ROOT, "deploy/Dockerfile"), "utf8"))?.[1];
-    for (const component of ["processor", "collector"]) {
+    for (const component of ["processor", "collector", "dashboard"]) {
       const pod = find(render(), "Deployment", component).spec.template.spec;
       assert.equal(pod.securityContext.runAsNonRoot, true);
       assert.equal(String(pod.securityContext.runAsUser), uid, "runAsUser is the image's user");
@@ -251,6 +258,23 @@ describe("Helm chart", () => {
         "a writable /tmp",
       );
     }
+  });
+
+  it("points the dashboard at the collector's Service and the processors' headless Service", () => {
+    const ms = render();
+    const env = envOf(find(ms, "Deployment", "dashboard").spec.template.spec.containers[0]);
+    const collector = find(ms, "Service", "collector");
+    const processor = find(ms, "Service", "processor");
+    assert.equal(
+      env.get("PAYSTREAM_COLLECTOR_URL")?.value,
+      `http://${collector.metadata.name}:${collector.spec.ports[0].port}`,
+    );
+    assert.equal(processor.spec.clusterIP, "None", "headless: its DNS name answers with every pod");
+    assert.equal(
+      env.get("PAYSTREAM_PROCESSOR_SERVICE")?.value,
+      `${processor.metadata.name}:${processor.spec.ports[0].port}`,
+    );
+    assert.ok(!render(["dashboard.enabled=false"]).some((m) => m.metadata.name.endsWith("-dashboard")));
   });
 
   it("scales processors with KEDA on the group's lag, never past the partition count", () => {
