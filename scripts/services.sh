@@ -127,14 +127,19 @@ kafka_up() {
 }
 
 # ---------------------------------------------------------------- Redis
+# PONG only: while Redis loads its append-only file it answers "LOADING ..." (exit status 0)
+# and refuses commands, which must not count as ready.
+redis_ready() { [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; }
+
 redis_up() {
-  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then log "redis      already running on 127.0.0.1:$REDIS_PORT"; return; fi
+  if redis_ready; then log "redis      already running on 127.0.0.1:$REDIS_PORT"; return; fi
   mkdir -p "$STATE/redis"
   # appendonly: alert and dedup keys survive a Redis restart in outage tests.
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --daemonize yes --dir "$STATE/redis" \
     --appendonly yes --appendfsync everysec --save "" --pidfile "$STATE/redis.pid" \
     --logfile "$STATE/redis.log" --maxmemory 2gb --maxmemory-policy noeviction
-  wait_for redis 20 redis-cli -p "$REDIS_PORT" ping || die "redis failed to start"
+  # A large append-only file takes a while to load after a restart.
+  wait_for redis 120 redis_ready || die "redis failed to start"
   log "redis      started on 127.0.0.1:$REDIS_PORT (pid $(cat "$STATE/redis.pid"))"
 }
 
@@ -214,7 +219,7 @@ redis_down() {
 status() {
   local rc=0
   if port_open "$KAFKA_PORT" && kafka_ready >/dev/null 2>&1; then log "kafka      up   127.0.0.1:$KAFKA_PORT"; else log "kafka      down"; rc=1; fi
-  if redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; then log "redis      up   127.0.0.1:$REDIS_PORT"; else log "redis      down"; rc=1; fi
+  if redis_ready; then log "redis      up   127.0.0.1:$REDIS_PORT"; else log "redis      down"; rc=1; fi
   if pg_ready >/dev/null 2>&1; then log "postgresql up   127.0.0.1:$PG_PORT"; else log "postgresql down"; rc=1; fi
   if prom_ready >/dev/null 2>&1; then log "prometheus up   127.0.0.1:$PROM_PORT"; else log "prometheus down"; rc=1; fi
   return $rc

@@ -1,7 +1,8 @@
 /**
- * Merges writes that queue up while one is running into the next single write.
+ * Merges writes that queue up while the sink is busy into the next single write.
  *
- * The first write starts at once (no linger: latency when idle); while it runs, later
+ * Up to `concurrency` writes run at once (a PostgreSQL pool takes several); a write starts at
+ * once when a slot is free (no linger: latency when idle); while every slot is busy, later
  * batches queue, and the next write takes all of them (up to maxItems). Under load a sink
  * then pays its per-write cost (a DuckDB or PostgreSQL transaction) once per round trip
  * instead of once per fetched batch, which is what lets it keep up. Each caller's promise
@@ -10,14 +11,16 @@
 export class Coalescer<T, R> {
   readonly #write: (items: T[], refs: R[]) => Promise<void>;
   readonly #maxItems: number;
+  readonly #concurrency: number;
   #queue: { items: T[]; refs: R[]; resolve: () => void; reject: (err: unknown) => void }[] = [];
-  #running = false;
+  #running = 0;
   /** Items queued or being written. */
   pending = 0;
 
-  constructor(write: (items: T[], refs: R[]) => Promise<void>, maxItems: number) {
+  constructor(write: (items: T[], refs: R[]) => Promise<void>, maxItems: number, concurrency = 1) {
     this.#write = write;
     this.#maxItems = maxItems;
+    this.#concurrency = concurrency;
   }
 
   /** Queues items (with a parallel array of references: the records they came from). */
@@ -26,12 +29,13 @@ export class Coalescer<T, R> {
     this.pending += items.length;
     return new Promise<void>((resolve, reject) => {
       this.#queue.push({ items, refs, resolve, reject });
-      if (!this.#running) void this.#drain();
+      if (this.#running < this.#concurrency) void this.#drain();
     });
   }
 
+  /** One writer slot: writes queued entries until the queue is empty. */
   async #drain(): Promise<void> {
-    this.#running = true;
+    this.#running++;
     while (this.#queue.length > 0) {
       let n = 0;
       let k = 0;
@@ -50,6 +54,6 @@ export class Coalescer<T, R> {
         this.pending -= n;
       }
     }
-    this.#running = false;
+    this.#running--;
   }
 }

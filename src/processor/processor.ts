@@ -129,6 +129,12 @@ class AppliedOffsets {
   }
 }
 
+/**
+ * Warehouse writes per table that may run at once (PostgreSQL's pool has 4 connections; one
+ * DuckDB file serialises them itself). Batches beyond that are merged into the next write.
+ */
+const WAREHOUSE_WRITERS = 4;
+
 export class Processor {
   readonly #d: ProcessorDeps;
   readonly #o: Required<Omit<ProcessorOptions, "window">> & { window: WindowStoreOptions };
@@ -198,6 +204,7 @@ export class Processor {
           (part) => this.#timed(wh, () => warehouse.writeTransactions(part)),
         ),
       this.#o.maxPendingRows,
+      WAREHOUSE_WRITERS,
     );
     this.#alertWriter = new Coalescer(
       (alerts, records) =>
@@ -209,6 +216,7 @@ export class Processor {
           (part) => this.#timed(`${wh}_alerts`, () => warehouse.writeAlerts(part)),
         ),
       this.#o.maxPendingRows,
+      WAREHOUSE_WRITERS,
     );
   }
 

@@ -81,3 +81,24 @@ describe("Coalescer", () => {
     assert.equal(w.calls.length, 0);
   });
 });
+
+describe("Coalescer with several writers", () => {
+  it("runs up to `concurrency` writes at once and merges only what queues behind them", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 100, 2);
+    const all = [c.push([1], ["a"]), c.push([2], ["b"]), c.push([3], ["c"]), c.push([4], ["d"])];
+    await tick();
+    assert.deepEqual(
+      w.calls.map((x) => x.items),
+      [[1], [2]],
+      "two writes start at once",
+    );
+    w.calls[1]!.done();
+    await tick();
+    assert.deepEqual(w.calls[2]!.items, [3, 4], "the freed slot takes everything queued");
+    w.calls[0]!.done();
+    w.calls[2]!.done();
+    await Promise.all(all);
+    assert.equal(c.pending, 0);
+  });
+});
