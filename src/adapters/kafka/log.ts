@@ -310,6 +310,24 @@ export function hasProtocolError(err: unknown, ids: ReadonlySet<string>, depth =
   return hasProtocolError(e.cause, ids, depth + 1);
 }
 
+/**
+ * The client's message plus the distinct messages nested under it ("Producing messages
+ * failed." alone says nothing; the protocol error under it does), at most `max` of them.
+ */
+export function describeClientError(err: unknown, max = 3): string {
+  const seen: string[] = [];
+  const walk = (e: unknown, depth: number) => {
+    if (e === null || typeof e !== "object" || depth > 6 || seen.length > max) return;
+    const x = e as { message?: unknown; apiId?: unknown; errors?: unknown; cause?: unknown };
+    const msg = `${typeof x.apiId === "string" ? `${x.apiId}: ` : ""}${String(x.message ?? "")}`;
+    if (msg && !seen.includes(msg)) seen.push(msg);
+    if (Array.isArray(x.errors)) for (const inner of x.errors) walk(inner, depth + 1);
+    walk(x.cause, depth + 1);
+  };
+  walk(err, 0);
+  return seen.slice(0, max + 1).join(" <- ");
+}
+
 export class KafkaSink implements RecordSink {
   readonly #makeProducer: () => StringProducer;
   #producer: StringProducer;
@@ -349,7 +367,7 @@ export class KafkaSink implements RecordSink {
         this.#producer = this.#makeProducer();
         void old.close().catch(() => {});
       }
-      throw new PaystreamError(ErrorCodes.KAFKA_PRODUCE, `produce failed: ${(err as Error).message}`, {
+      throw new PaystreamError(ErrorCodes.KAFKA_PRODUCE, `produce failed: ${describeClientError(err)}`, {
         cause: err,
         retriable: true,
       });

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { StringProducer } from "../../../src/adapters/kafka/client.ts";
-import { hasProtocolError, KafkaSink } from "../../../src/adapters/kafka/log.ts";
+import { describeClientError, hasProtocolError, KafkaSink } from "../../../src/adapters/kafka/log.ts";
 
 /** The shape the client gives: MultipleErrors wrapping ProtocolErrors with an apiId. */
 function clientError(apiId: string): Error {
@@ -65,6 +65,20 @@ describe("KafkaSink", () => {
     assert.equal(made[0]!.closed, true);
     await sink.send(rec);
     assert.equal(made[1]!.sent, 1, "the retry goes through the new producer");
+  });
+
+  it("says what failed underneath the client's generic message", async () => {
+    const text = describeClientError(clientError("OUT_OF_ORDER_SEQUENCE_NUMBER"));
+    assert.match(
+      text,
+      /^Producing messages failed\. <- .*OUT_OF_ORDER_SEQUENCE_NUMBER: Received response with error/,
+    );
+    const sink = new KafkaSink(conn, undefined, () => {
+      const p = new FakeProducer();
+      p.fail = clientError("NOT_LEADER_OR_FOLLOWER");
+      return p as unknown as StringProducer;
+    });
+    await assert.rejects(sink.send(rec), /produce failed: .*NOT_LEADER_OR_FOLLOWER/);
   });
 
   it("keeps the producer on other errors", async () => {
