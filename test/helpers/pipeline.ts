@@ -129,7 +129,8 @@ export async function startTestProcessor(
       sink,
       alertStore: new RedisAlertStore(redis),
       warehouse,
-      deduper: new Deduper(new RedisDedupStore(redis, 3_600_000)),
+      // A short horizon: test claims must not pile up in the shared Redis (maxmemory 2 GB).
+      deduper: new Deduper(new RedisDedupStore(redis, 900_000)),
       masker: new Masker(TEST_PII_KEY),
       metrics: createProcessorMetrics(createRegistry("it", false)),
       log,

@@ -104,6 +104,10 @@ export function startProcessor(
       String(port),
       "--host",
       "127.0.0.1",
+      // Test runs are minutes long: their dedup claims must not pile up in the shared Redis
+      // for the default day (maxmemory 2 GB, noeviction).
+      "--dedup-ttl",
+      "15m",
       ...extra,
     ],
     port,
