@@ -3,7 +3,7 @@
  * deleted afterwards (also on Ctrl-C, through deferCleanup), so runs never share data with
  * each other or with anyone working on the same broker.
  */
-import { createAdmin, type KafkaConnection } from "../../src/adapters/kafka/client.ts";
+import { createAdmin, type KafkaConnection, waitForLeaders } from "../../src/adapters/kafka/client.ts";
 import { TopicLayout, Topics } from "../../src/core/topics.ts";
 import { deferCleanup } from "./proc.ts";
 
@@ -41,12 +41,8 @@ export class BenchKafka {
     try {
       this.#topics.add(name);
       await admin.createTopics({ topics: [{ topic: name, partitions, replicas: 1 }] });
-      // The first produce to a new topic can race its leader election; wait until it has leaders.
-      for (let i = 0; i < 50; i++) {
-        const meta = await admin.metadata({ topics: [name], forceUpdate: true });
-        if ((meta.topics.get(name)?.partitionsCount ?? 0) === partitions) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      // The first produce to a new topic can race its leader election.
+      await waitForLeaders(admin, [name]);
     } finally {
       await admin.close().catch(() => {});
     }

@@ -501,17 +501,18 @@ export class Processor {
   async #write(out: BatchOutputs): Promise<void> {
     const d = this.#d;
     const m = d.metrics;
-    const timed = (sink: string, fn: () => Promise<void>) => this.#timed(sink, fn);
     const alertStore =
       out.alerts.length === 0
         ? Promise.resolve()
-        : timed("alert_store", () => d.alertStore.writeAlerts(out.alerts)).then(() => {
+        : this.#timed("alert_store", () => d.alertStore.writeAlerts(out.alerts)).then(() => {
             const now = this.#now();
             for (const r of out.alertRecords)
               m.e2eLatency.observe({ output: "alert_store" }, (now - r.timestamp) / 1000);
           });
     const log =
-      out.logRecords.length === 0 ? Promise.resolve() : timed("kafka", () => d.sink.send(out.logRecords));
+      out.logRecords.length === 0
+        ? Promise.resolve()
+        : this.#timed("kafka", () => d.sink.send(out.logRecords));
     const warehouse = Promise.all([
       this.#rowWriter.push(out.rows, out.rowRecords),
       this.#alertWriter.push(out.alerts, out.alertRecords),
