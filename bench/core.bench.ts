@@ -13,9 +13,10 @@ import { readFileSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { parse as parseYaml } from "yaml";
+import type { Transaction } from "../src/contracts/transaction.ts";
 import { Masker } from "../src/core/masking.ts";
 import { evaluate, parseRules } from "../src/core/rules.ts";
-import { luhnCheckDigit, type Transaction } from "../src/core/schema.ts";
+import { luhnCheckDigit } from "../src/core/schema.ts";
 import { WindowStore } from "../src/core/window.ts";
 
 setFlagsFromString("--expose_gc");

@@ -16,25 +16,20 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { alertToJson } from "../src/adapters/redis/alerts.ts";
 import { collectChunks } from "../src/adapters/warehouse/duckdb.ts";
 import { encodeCopyText } from "../src/adapters/warehouse/postgres-sink.ts";
 import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../src/adapters/warehouse/schema.ts";
 import { TrafficGenerator } from "../src/collector/generator.ts";
-import type { Alert } from "../src/core/alert.ts";
+import type { Alert } from "../src/contracts/alert.ts";
+import { alertToJson } from "../src/contracts/alert.ts";
+import type { InRecord, RecordSource, SourceHandlers, Warehouse } from "../src/contracts/ports.ts";
+import type { TransactionRow } from "../src/contracts/rows.ts";
 import { type DedupClaim, Deduper, type SharedDedupStore } from "../src/core/dedup.ts";
 import { Masker } from "../src/core/masking.ts";
 import { parseRules } from "../src/core/rules.ts";
 import type { Logger } from "../src/lib/log.ts";
 import { createRegistry } from "../src/lib/metrics.ts";
 import { createProcessorMetrics } from "../src/processor/metrics.ts";
-import type {
-  InRecord,
-  RecordSource,
-  SourceHandlers,
-  TransactionRow,
-  Warehouse,
-} from "../src/processor/ports.ts";
 import { Processor } from "../src/processor/processor.ts";
 
 const BATCH = 5000;

@@ -17,8 +17,8 @@ import { join } from "node:path";
 import pg from "pg";
 import { openWarehouse } from "../src/adapters/warehouse/index.ts";
 import type { InspectableWarehouse } from "../src/adapters/warehouse/schema.ts";
+import type { TransactionRow } from "../src/contracts/rows.ts";
 import { formatMinor } from "../src/core/schema.ts";
-import type { TransactionRow } from "../src/processor/ports.ts";
 
 const ACCOUNTS = 50_000;
 const POSTGRES = process.env.PAYSTREAM_TEST_POSTGRES ?? "postgres://paystream@127.0.0.1:5432/paystream";

@@ -8,7 +8,7 @@
  *
  * `npm run bench` runs one process per population size (a clean heap for each).
  */
-import type { Transaction } from "../src/core/schema.ts";
+import type { Transaction } from "../src/contracts/transaction.ts";
 import { WindowStore } from "../src/core/window.ts";
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);

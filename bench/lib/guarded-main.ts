@@ -14,7 +14,7 @@
  *   BENCH_TOPIC_MAP='{"payments.transactions":"bench-x-tx",...}' node guarded-main.ts collector --rate 1000
  */
 import { KafkaSink } from "../../src/adapters/kafka/log.ts";
-import type { OutRecord } from "../../src/processor/ports.ts";
+import type { OutRecord } from "../../src/contracts/ports.ts";
 
 const map = JSON.parse(process.env.BENCH_TOPIC_MAP ?? "{}") as Record<string, string>;
 for (const [from, to] of Object.entries(map)) {

@@ -4,7 +4,7 @@
  * each other or with anyone working on the same broker.
  */
 import { createAdmin, type KafkaConnection, waitForLeaders } from "../../src/adapters/kafka/client.ts";
-import { TopicLayout, Topics } from "../../src/core/topics.ts";
+import { TopicLayout, Topics } from "../../src/contracts/topics.ts";
 import { deferCleanup } from "./proc.ts";
 
 /** One run's stand-ins for the four payments.* topics. */

@@ -2,7 +2,7 @@ import { checkKafka, createProducer, ensureTopics, type KafkaConnection } from "
 import { KafkaSink } from "../adapters/kafka/log.ts";
 import { collectorOptions, toCollectorConfig } from "../collector/config.ts";
 import { startCollector } from "../collector/service.ts";
-import { Topics } from "../core/topics.ts";
+import { Topics } from "../contracts/topics.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { onShutdownSignals } from "./signals.ts";

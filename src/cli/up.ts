@@ -19,8 +19,9 @@ import { RedisDedupStore } from "../adapters/redis/dedup.ts";
 import { openWarehouse, parseWarehouseUrl } from "../adapters/warehouse/index.ts";
 import { collectorOptions, toCollectorConfig } from "../collector/config.ts";
 import { startCollector } from "../collector/service.ts";
+import type { RecordSink } from "../contracts/ports.ts";
+import { TopicLayout, Topics } from "../contracts/topics.ts";
 import { InMemorySharedDedupStore } from "../core/dedup.ts";
-import { TopicLayout, Topics } from "../core/topics.ts";
 import { histogramQuantile } from "../dashboard/aggregate.ts";
 import { mountDashboard } from "../dashboard/server.ts";
 import { embeddedAlertFeed, injectUpstream, redisAlertFeed } from "../dashboard/sources.ts";
@@ -29,7 +30,6 @@ import { createServiceHttp, listen } from "../lib/http.ts";
 import { createLogger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
 import { processorOptions, toProcessorConfig } from "../processor/config.ts";
-import type { RecordSink } from "../processor/ports.ts";
 import { type ProcessorAdapters, startProcessor } from "../processor/service.ts";
 import { onShutdownSignals } from "./signals.ts";
 

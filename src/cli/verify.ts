@@ -7,8 +7,9 @@
  *      input topic missing, topics not read to their end within --timeout)
  * See docs/verify.md.
  */
+
+import { CONSUMER_GROUP, Topics } from "../contracts/topics.ts";
 import { isPaystreamError } from "../core/errors.ts";
-import { CONSUMER_GROUP, Topics } from "../core/topics.ts";
 import { loadConfig, type OptionTable, p, renderHelp } from "../lib/config.ts";
 import { DEFAULT_CHECKED_RULES, DEFAULT_MAX_EXAMPLES, renderTable } from "../verify/reconcile.ts";
 import { type VerifyRun, verify } from "../verify/verify.ts";

@@ -1,5 +1,5 @@
 /** The collector's options: one table for parsing, env vars and `--help`. */
-import { Topics } from "../core/topics.ts";
+import { Topics } from "../contracts/topics.ts";
 import { type OptionTable, p } from "../lib/config.ts";
 
 export const collectorOptions = [

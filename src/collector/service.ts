@@ -8,21 +8,14 @@ import { appendFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { type Label, SCENARIO_TYPES, type ScenarioType } from "../contracts/labels.ts";
+import type { OutRecord, RecordSink } from "../contracts/ports.ts";
 import { ConfigError } from "../core/errors.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { createRegistry, LATENCY_BUCKETS, METRIC_PREFIX as P } from "../lib/metrics.ts";
-import type { OutRecord, RecordSink } from "../processor/ports.ts";
 import type { CollectorConfig } from "./config.ts";
-import {
-  type FaultRates,
-  type GeneratedRecord,
-  type Label,
-  SCENARIO_TYPES,
-  type ScenarioRates,
-  type ScenarioType,
-  TrafficGenerator,
-} from "./generator.ts";
+import { type FaultRates, type GeneratedRecord, type ScenarioRates, TrafficGenerator } from "./generator.ts";
 import { Pacer, RateMeter } from "./pacer.ts";
 
 function createCollectorMetrics(registry: Registry) {

@@ -4,28 +4,6 @@
  * Redis hash, Kafka record and warehouse row instead of adding a second alert.
  */
 import { hash } from "node:crypto";
-import type { MaskedCard } from "./masking.ts";
-import type { RuleType, Severity } from "./rules.ts";
-
-/** The window's numbers behind an alert (count, sum, speedKmh...); see docs/rules.md per rule type. */
-export type AlertFigures = Record<string, number | string>;
-
-export interface Alert {
-  readonly alertId: string;
-  readonly ruleId: string;
-  readonly ruleType: RuleType;
-  readonly severity: Severity;
-  readonly accountId: string;
-  /** The transaction whose arrival made the rule fire. */
-  readonly transactionId: string;
-  /** Event time of that transaction (epoch ms). */
-  readonly eventTimeMs: number;
-  /** Processing time at detection (epoch ms), as passed to evaluate(). */
-  readonly detectedAtMs: number;
-  readonly figures: AlertFigures;
-  /** BIN, last digits and token of the triggering card; filled in by the caller, who holds the Masker. */
-  maskedCard?: MaskedCard;
-}
 
 /**
  * Deterministic alert id: 128 bits of SHA-256 over the length-prefixed triple, as 32 hex

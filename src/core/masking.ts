@@ -28,8 +28,11 @@
  *   are bounded, and are never serialised (clearCache() drops them).
  */
 import { createHmac, hash } from "node:crypto";
+import type { MaskedCard } from "../contracts/alert.ts";
+import type { MaskedTransaction, RowPlacement } from "../contracts/rows.ts";
+import type { Transaction } from "../contracts/transaction.ts";
 import { ErrorCodes, PaystreamError } from "./errors.ts";
-import { formatMinor, luhnValid, type Transaction } from "./schema.ts";
+import { formatMinor, luhnValid } from "./schema.ts";
 
 export const TOKEN_KINDS = ["card", "name", "email", "ip", "device"] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
@@ -37,52 +40,6 @@ export type TokenKind = (typeof TOKEN_KINDS)[number];
 export const MIN_KEY_BYTES = 16;
 export const DEFAULT_CACHE_ENTRIES = 32_768;
 const SUBKEY_LABEL = "paystream/pii-token/v1/";
-
-export interface MaskedCard {
-  /** Issuer identification: the first 6 digits. */
-  readonly bin: string;
-  /** The last 4 digits (fewer for PANs under 15 digits, so that at least 5 stay hidden). */
-  readonly last4: string;
-  /** Keyed token of the whole PAN. */
-  readonly token: string;
-}
-
-/** A transaction as stored in the warehouse: no raw card, name, email, IP or device. */
-export interface MaskedTransaction {
-  transaction_id: string;
-  account_id: string;
-  schema_version: number;
-  card_bin: string;
-  card_last4: string;
-  card_token: string;
-  name_token: string;
-  email_token: string;
-  ip_token: string;
-  device_token: string;
-  /** Decimal string, exact ("12.30"). */
-  amount: string;
-  amount_minor: number;
-  currency: string;
-  merchant_id: string;
-  merchant_category: string;
-  country: string;
-  city: string;
-  lat: number;
-  lon: number;
-  /** As received (RFC 3339 with offset). */
-  event_time: string;
-  event_time_ms: number;
-}
-
-/** Where and how a row was processed: what the processor adds to a masked transaction. */
-export interface RowPlacement {
-  kafka_partition: number;
-  /** Decimal string: offsets are int64. */
-  kafka_offset: string;
-  processed_at_ms: number;
-  /** Arrived behind the watermark (see docs/processor.md). */
-  is_late: boolean;
-}
 
 /** Last values seen for an account and their masks (internal memo of maskRow). */
 interface AccountMasks {

@@ -15,9 +15,18 @@
  * processing has moved past and, on replays, would make the alert set depend on arrival
  * timing. Cooldowns are not touched by late events either.
  */
-import { type Alert, type AlertFigures, alertId } from "./alert.ts";
+import {
+  type Alert,
+  type AlertFigures,
+  RULE_TYPES,
+  type RuleType,
+  SEVERITIES,
+  type Severity,
+} from "../contracts/alert.ts";
+import type { Transaction } from "../contracts/transaction.ts";
+import { alertId } from "./alert.ts";
 import { ErrorCodes, PaystreamError } from "./errors.ts";
-import { formatMinor, parseAmountMinor, type Transaction } from "./schema.ts";
+import { formatMinor, parseAmountMinor } from "./schema.ts";
 import {
   type AccountState,
   countryFromCode,
@@ -30,19 +39,6 @@ import {
   F_TIME,
   STRIDE,
 } from "./window.ts";
-
-export const RULE_TYPES = [
-  "velocity_count",
-  "amount_sum",
-  "card_testing",
-  "geo_velocity",
-  "merchant_spread",
-  "amount_spike",
-] as const;
-export type RuleType = (typeof RULE_TYPES)[number];
-
-export const SEVERITIES = ["low", "medium", "high", "critical"] as const;
-export type Severity = (typeof SEVERITIES)[number];
 
 export const RULES_DOCUMENT_VERSION = 1;
 export const DEFAULT_COOLDOWN_MS = 300_000;

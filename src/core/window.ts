@@ -35,8 +35,9 @@
  * maxAccounts is per store: with one store per partition, divide the memory budget by the
  * number of partitions a replica may own.
  */
+
+import type { Transaction } from "../contracts/transaction.ts";
 import { ConfigError } from "./errors.ts";
-import type { Transaction } from "./schema.ts";
 
 export const DEFAULT_WINDOW_MS = 60_000;
 export const DEFAULT_ALLOWED_LATENESS_MS = 10_000;

@@ -10,8 +10,9 @@
 import { lookup } from "node:dns/promises";
 import type { FastifyInstance } from "fastify";
 import type { EmbeddedAlertStore } from "../adapters/embedded/alerts.ts";
-import { AlertKeys, alertToJson } from "../adapters/redis/alerts.ts";
 import type { Redis } from "../adapters/redis/client.ts";
+import { alertToJson } from "../contracts/alert.ts";
+import { AlertKeys } from "../contracts/redis.ts";
 import { redactUrl } from "../lib/url.ts";
 import type { AlertsReading, Answer, Readings } from "./aggregate.ts";
 

@@ -1,5 +1,5 @@
 /** The processor's options: one table for parsing, env vars and `--help`. */
-import { CONSUMER_GROUP, Topics } from "../core/topics.ts";
+import { CONSUMER_GROUP, Topics } from "../contracts/topics.ts";
 import { type OptionTable, p } from "../lib/config.ts";
 
 export const processorOptions = [

@@ -12,18 +12,8 @@
  * latency and throughput; commits still happen strictly in batch order.
  */
 
-import { alertToJson } from "../adapters/redis/alerts.ts";
-import type { Alert } from "../core/alert.ts";
-import type { Deduper } from "../core/dedup.ts";
-import { ErrorCodes, isPaystreamError } from "../core/errors.ts";
-import type { Masker } from "../core/masking.ts";
-import { evaluate, type RuleSet } from "../core/rules.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, decodeTransaction, luhnValid, type Transaction } from "../core/schema.ts";
-import { Topics } from "../core/topics.ts";
-import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
-import type { Logger } from "../lib/log.ts";
-import { Coalescer } from "./coalesce.ts";
-import type { ProcessorMetrics } from "./metrics.ts";
+import type { Alert } from "../contracts/alert.ts";
+import { alertToJson } from "../contracts/alert.ts";
 import type {
   AlertStore,
   InRecord,
@@ -31,9 +21,20 @@ import type {
   PartitionOffset,
   RecordSink,
   RecordSource,
-  TransactionRow,
   Warehouse,
-} from "./ports.ts";
+} from "../contracts/ports.ts";
+import type { TransactionRow } from "../contracts/rows.ts";
+import { Topics } from "../contracts/topics.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES, type Transaction } from "../contracts/transaction.ts";
+import type { Deduper } from "../core/dedup.ts";
+import { ErrorCodes, isPaystreamError } from "../core/errors.ts";
+import type { Masker } from "../core/masking.ts";
+import { evaluate, type RuleSet } from "../core/rules.ts";
+import { decodeTransaction, luhnValid } from "../core/schema.ts";
+import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
+import type { Logger } from "../lib/log.ts";
+import { Coalescer } from "./coalesce.ts";
+import type { ProcessorMetrics } from "./metrics.ts";
 
 export interface ProcessorDeps {
   source: RecordSource;

@@ -12,16 +12,16 @@ import { RedisAlertStore } from "../adapters/redis/alerts.ts";
 import { connectRedis, type Redis } from "../adapters/redis/client.ts";
 import { RedisDedupStore } from "../adapters/redis/dedup.ts";
 import { openWarehouse } from "../adapters/warehouse/index.ts";
+import type { AlertStore, RecordSink, RecordSource, Warehouse } from "../contracts/ports.ts";
+import { Topics } from "../contracts/topics.ts";
 import { Deduper, type SharedDedupStore } from "../core/dedup.ts";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
 import { Masker } from "../core/masking.ts";
-import { Topics } from "../core/topics.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { createRegistry } from "../lib/metrics.ts";
 import type { ProcessorConfig } from "./config.ts";
 import { createProcessorMetrics } from "./metrics.ts";
-import type { AlertStore, RecordSink, RecordSource, Warehouse } from "./ports.ts";
 import { Processor } from "./processor.ts";
 import { loadRulesFile, watchRules } from "./rules-file.ts";
 

@@ -12,9 +12,10 @@
  *   → exactly one alert per (rule, account, incident) on the alerts topic, in Redis and in the
  *     warehouse.
  */
-import type { Label, ScenarioLabel } from "../collector/generator.ts";
+import type { Label, ScenarioLabel } from "../contracts/labels.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../contracts/transaction.ts";
 import { alertId } from "../core/alert.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, decodeTransaction } from "../core/schema.ts";
+import { decodeTransaction } from "../core/schema.ts";
 
 /** Rules whose labelled incidents are checked by default: every scenario the collector injects. */
 export const DEFAULT_CHECKED_RULES: readonly string[] = [

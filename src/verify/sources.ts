@@ -11,9 +11,9 @@ import {
   type KafkaConnection,
   type RawConsumer,
 } from "../adapters/kafka/client.ts";
-import { AlertKeys } from "../adapters/redis/alerts.ts";
 import type { Redis } from "../adapters/redis/client.ts";
 import type { InspectableWarehouse, KeyedTableName } from "../adapters/warehouse/schema.ts";
+import { AlertKeys } from "../contracts/redis.ts";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
 import type { GroupLag, PartitionRange, TopicReadFacts } from "./reconcile.ts";
 

@@ -12,10 +12,10 @@ import type { KafkaConnection } from "../adapters/kafka/client.ts";
 import { connectRedis, type Redis } from "../adapters/redis/client.ts";
 import { openWarehouse, parseWarehouseUrl } from "../adapters/warehouse/index.ts";
 import type { InspectableWarehouse } from "../adapters/warehouse/schema.ts";
-import type { ScenarioLabel } from "../collector/generator.ts";
+import type { ScenarioLabel } from "../contracts/labels.ts";
+import { CONSUMER_GROUP } from "../contracts/topics.ts";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "../contracts/transaction.ts";
 import { ConfigError } from "../core/errors.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES } from "../core/schema.ts";
-import { CONSUMER_GROUP } from "../core/topics.ts";
 import {
   type AlertRecord,
   alertIdsToLookUp,

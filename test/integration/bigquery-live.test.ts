@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
-import type { TransactionRow } from "../../src/processor/ports.ts";
+import type { TransactionRow } from "../../src/contracts/rows.ts";
 import { uniqueName } from "../helpers/services.ts";
 
 const project = process.env.PAYSTREAM_BIGQUERY_PROJECT;

@@ -14,7 +14,7 @@ import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
-import { CONSUMER_GROUP, TopicLayout, Topics } from "../../src/core/topics.ts";
+import { CONSUMER_GROUP, TopicLayout, Topics } from "../../src/contracts/topics.ts";
 import { createServiceHttp } from "../../src/lib/http.ts";
 import { createRegistry } from "../../src/lib/metrics.ts";
 import { loadRulesFile } from "../../src/processor/rules-file.ts";

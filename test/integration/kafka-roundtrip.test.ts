@@ -9,8 +9,9 @@ import {
   ensureTopics,
   type KafkaConnection,
 } from "../../src/adapters/kafka/client.ts";
-import { decodeTransaction, luhnCheckDigit, type TransactionWireV1 } from "../../src/core/schema.ts";
-import { Topics } from "../../src/core/topics.ts";
+import { Topics } from "../../src/contracts/topics.ts";
+import type { TransactionWireV1 } from "../../src/contracts/transaction.ts";
+import { decodeTransaction, luhnCheckDigit } from "../../src/core/schema.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
 const conn: KafkaConnection = { brokers: services.kafka, clientId: "paystream-test" };

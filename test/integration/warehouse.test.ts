@@ -13,11 +13,12 @@ import { DuckDbWarehouse } from "../../src/adapters/warehouse/duckdb.ts";
 import { openWarehouse, parseWarehouseUrl } from "../../src/adapters/warehouse/index.ts";
 import { PostgresWarehouse } from "../../src/adapters/warehouse/postgres-sink.ts";
 import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../../src/adapters/warehouse/schema.ts";
-import { type Alert, alertId } from "../../src/core/alert.ts";
+import type { Alert } from "../../src/contracts/alert.ts";
+import type { TransactionRow } from "../../src/contracts/rows.ts";
+import { alertId } from "../../src/core/alert.ts";
 import { ConfigError, ErrorCodes, PaystreamError } from "../../src/core/errors.ts";
 import { findLuhnDigitRuns } from "../../src/core/masking.ts";
 import { formatMinor } from "../../src/core/schema.ts";
-import type { TransactionRow } from "../../src/processor/ports.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
 const RUN = uniqueName("wh");

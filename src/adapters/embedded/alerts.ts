@@ -4,8 +4,8 @@
  * dashboard. Subscribers get each new alert once, like Redis PUBLISH.
  */
 import { EventEmitter } from "node:events";
-import type { Alert } from "../../core/alert.ts";
-import type { AlertStore } from "../../processor/ports.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import type { AlertStore } from "../../contracts/ports.ts";
 
 export class EmbeddedAlertStore implements AlertStore {
   readonly #byId = new Map<string, Alert>();

@@ -16,7 +16,7 @@ import type {
   RecordSink,
   RecordSource,
   SourceHandlers,
-} from "../../processor/ports.ts";
+} from "../../contracts/ports.ts";
 
 interface Partition {
   /** Offset of records[0]. */

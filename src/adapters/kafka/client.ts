@@ -4,8 +4,8 @@
  * defaults for latency-sensitive consumption.
  */
 import { Admin, Consumer, type ConsumerOptions, Producer, type ProducerOptions } from "@platformatic/kafka";
+import { TopicLayout, type TopicName } from "../../contracts/topics.ts";
 import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
-import { TopicLayout, type TopicName } from "../../core/topics.ts";
 
 export interface KafkaConnection {
   brokers: string[];

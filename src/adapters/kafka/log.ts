@@ -7,7 +7,6 @@
  * fetching instead of growing memory.
  */
 import type { Message, MessagesStream } from "@platformatic/kafka";
-import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
 import type {
   InRecord,
   OutRecord,
@@ -15,7 +14,8 @@ import type {
   RecordSink,
   RecordSource,
   SourceHandlers,
-} from "../../processor/ports.ts";
+} from "../../contracts/ports.ts";
+import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
 import {
   createConsumer,
   createProducer,

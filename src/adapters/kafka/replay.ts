@@ -7,7 +7,7 @@
  * Uses plain Fetch and ListOffsets requests (the client's `fetch` and `listOffsets*`), which
  * do not touch group membership or the stream's fetch position.
  */
-import type { InRecord } from "../../processor/ports.ts";
+import type { InRecord } from "../../contracts/ports.ts";
 import type { RawConsumer } from "./client.ts";
 
 const PARTITION_MAX_BYTES = 4 * 1024 * 1024;

@@ -9,16 +9,11 @@
  * guarded by `HSETNX fraud:alert:<id> streamed 1` evaluated in a Lua script so the XADD and
  * PUBLISH happen only the first time an alert id is seen.
  */
-import type { Alert } from "../../core/alert.ts";
-import type { AlertStore } from "../../processor/ports.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import { alertToJson } from "../../contracts/alert.ts";
+import type { AlertStore } from "../../contracts/ports.ts";
+import { AlertKeys } from "../../contracts/redis.ts";
 import type { Redis } from "./client.ts";
-
-export const AlertKeys = {
-  alert: (id: string) => `fraud:alert:${id}`,
-  stream: "fraud:alerts",
-  activeAccounts: "fraud:active_accounts",
-  channel: "fraud:alerts:live",
-} as const;
 
 // KEYS[1]=alert hash, KEYS[2]=stream, KEYS[3]=zset; ARGV: ttl, maxlen, account, score, json, channel, field/value pairs...
 const WRITE_ALERT = `
@@ -36,22 +31,6 @@ return fresh
 export interface RedisAlertStoreOptions {
   ttlSeconds?: number;
   streamMaxLen?: number;
-}
-
-/** The JSON shape of an alert outside the process (Redis, Kafka, dashboard). */
-export function alertToJson(a: Alert): string {
-  return JSON.stringify({
-    alert_id: a.alertId,
-    rule_id: a.ruleId,
-    rule_type: a.ruleType,
-    severity: a.severity,
-    account_id: a.accountId,
-    masked_card: a.maskedCard ?? null,
-    transaction_id: a.transactionId,
-    event_time: new Date(a.eventTimeMs).toISOString(),
-    detected_at: new Date(a.detectedAtMs).toISOString(),
-    figures: a.figures,
-  });
 }
 
 export class RedisAlertStore implements AlertStore {

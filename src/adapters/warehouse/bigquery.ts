@@ -20,9 +20,9 @@
  * fake `insert`; production leaves them out and the real client is used.
  */
 import { BigQuery } from "@google-cloud/bigquery";
-import type { Alert } from "../../core/alert.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import type { TransactionRow } from "../../contracts/rows.ts";
 import { isPaystreamError, type PaystreamError } from "../../core/errors.ts";
-import type { TransactionRow } from "../../processor/ports.ts";
 import {
   type BigQueryRunner,
   MigrationError,

@@ -35,9 +35,9 @@ import {
   timestampTZValue,
   VARCHAR,
 } from "@duckdb/node-api";
-import type { Alert } from "../../core/alert.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import type { TransactionRow } from "../../contracts/rows.ts";
 import { isPaystreamError, type PaystreamError } from "../../core/errors.ts";
-import type { TransactionRow } from "../../processor/ports.ts";
 import { MigrationError, type MigrationReport, migrateDuckDb } from "./migrations/runner.ts";
 import {
   type AlertRow,

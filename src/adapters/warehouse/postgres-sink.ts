@@ -20,10 +20,10 @@
  */
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
-import type { Alert } from "../../core/alert.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import type { TransactionRow } from "../../contracts/rows.ts";
 import { ConfigError, isPaystreamError, type PaystreamError } from "../../core/errors.ts";
 import { redactUrl } from "../../lib/url.ts";
-import type { TransactionRow } from "../../processor/ports.ts";
 import { MigrationError, type MigrationReport, migratePostgres } from "./migrations/runner.ts";
 import { connectPostgres, type PgPool } from "./postgres.ts";
 import {

@@ -14,9 +14,10 @@
  *   timestamp         epoch milliseconds (an instant; stored as timestamptz / TIMESTAMPTZ / TIMESTAMP)
  * null for a SQL NULL.
  */
-import type { Alert } from "../../core/alert.ts";
+import type { Alert } from "../../contracts/alert.ts";
+import type { Warehouse } from "../../contracts/ports.ts";
+import type { TransactionRow } from "../../contracts/rows.ts";
 import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
-import type { TransactionRow, Warehouse } from "../../processor/ports.ts";
 
 export const DIALECTS = ["postgres", "duckdb", "bigquery"] as const;
 export type Dialect = (typeof DIALECTS)[number];

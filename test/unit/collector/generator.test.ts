@@ -2,21 +2,25 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import {
   DEFAULT_FAULT_RATES,
-  EXPECTED_RULE,
   type GeneratedRecord,
   type GeneratorOptions,
+  TrafficGenerator,
+} from "../../../src/collector/generator.ts";
+import { Population } from "../../../src/collector/population.ts";
+import { DlqReasons } from "../../../src/contracts/dlq.ts";
+import {
+  EXPECTED_RULE,
   type Label,
   RECORD_KINDS,
   type RuleId,
   SCENARIO_TYPES,
   type ScenarioLabel,
   type ScenarioType,
-  TrafficGenerator,
-} from "../../../src/collector/generator.ts";
-import { Population } from "../../../src/collector/population.ts";
+} from "../../../src/contracts/labels.ts";
+import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { ConfigError } from "../../../src/core/errors.ts";
 import { haversineKm } from "../../../src/core/rules.ts";
-import { DlqReasons, decodeTransaction, type Transaction } from "../../../src/core/schema.ts";
+import { decodeTransaction } from "../../../src/core/schema.ts";
 
 const T0 = Date.UTC(2025, 10, 28, 12, 0, 0); // Black Friday, noon UTC
 const WINDOW_MS = 60_000;

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { CollectorConfig } from "../../../src/collector/config.ts";
 import { Collector } from "../../../src/collector/service.ts";
+import type { OutRecord, RecordSink } from "../../../src/contracts/ports.ts";
 import { createLogger } from "../../../src/lib/log.ts";
 import { createRegistry } from "../../../src/lib/metrics.ts";
-import type { OutRecord, RecordSink } from "../../../src/processor/ports.ts";
 
 const cfg: CollectorConfig = {
   brokers: [],

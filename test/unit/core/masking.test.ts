@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
+import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
 import { findLuhnDigitRuns, HmacSha256, Masker } from "../../../src/core/masking.ts";
-import { luhnCheckDigit, luhnValid, type Transaction } from "../../../src/core/schema.ts";
+import { luhnCheckDigit, luhnValid } from "../../../src/core/schema.ts";
 
 const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
 const OTHER_KEY = Buffer.from("fedcba9876543210fedcba9876543210");

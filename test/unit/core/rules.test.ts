@@ -2,11 +2,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
-import type { Alert } from "../../../src/core/alert.ts";
+import type { Alert } from "../../../src/contracts/alert.ts";
+import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
 import { evaluate, haversineKm, parseRules, type RuleSet } from "../../../src/core/rules.ts";
-import type { Transaction } from "../../../src/core/schema.ts";
 import { WindowStore } from "../../../src/core/window.ts";
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);

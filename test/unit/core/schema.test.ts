@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { DlqReasons } from "../../../src/contracts/dlq.ts";
+import type { TransactionWireV1 } from "../../../src/contracts/transaction.ts";
 import {
-  DlqReasons,
   decodeTransaction,
   formatMinor,
   luhnCheckDigit,
   luhnValid,
   parseAmountMinor,
-  type TransactionWireV1,
 } from "../../../src/core/schema.ts";
 
 const valid: TransactionWireV1 = {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { isPaystreamError } from "../../../src/core/errors.ts";
-import type { Transaction } from "../../../src/core/schema.ts";
 import {
   type AccountState,
   countryCode,

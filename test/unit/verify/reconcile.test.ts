@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { ScenarioLabel } from "../../../src/collector/generator.ts";
+import type { ScenarioLabel } from "../../../src/contracts/labels.ts";
 import { alertId } from "../../../src/core/alert.ts";
 import {
   type AlertRecord,

@@ -18,9 +18,10 @@ import {
 } from "../../../src/adapters/warehouse/bigquery.ts";
 import { migrateBigQuery } from "../../../src/adapters/warehouse/migrations/runner.ts";
 import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../../../src/adapters/warehouse/schema.ts";
-import { type Alert, alertId } from "../../../src/core/alert.ts";
+import type { Alert } from "../../../src/contracts/alert.ts";
+import type { TransactionRow } from "../../../src/contracts/rows.ts";
+import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, PaystreamError } from "../../../src/core/errors.ts";
-import type { TransactionRow } from "../../../src/processor/ports.ts";
 
 const T = Date.UTC(2026, 10, 25, 10, 0, 0, 123);
 

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { alertToJson } from "../../../src/adapters/redis/alerts.ts";
 import { loadMigrations } from "../../../src/adapters/warehouse/migrations/runner.ts";
 import {
   type AlertRow,
@@ -21,8 +20,9 @@ import {
   transactionFromLogical,
   violationPredicate,
 } from "../../../src/adapters/warehouse/schema.ts";
-import { type Alert, alertId } from "../../../src/core/alert.ts";
-import type { TransactionRow } from "../../../src/processor/ports.ts";
+import { type Alert, alertToJson } from "../../../src/contracts/alert.ts";
+import type { TransactionRow } from "../../../src/contracts/rows.ts";
+import { alertId } from "../../../src/core/alert.ts";
 
 const T = Date.UTC(2026, 10, 25, 10, 0, 0, 123);
 

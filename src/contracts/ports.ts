@@ -4,8 +4,8 @@
  * alert and dedup ports, DuckDB/PostgreSQL/BigQuery the warehouse port. The processor code
  * path is the same whichever is plugged in.
  */
-import type { Alert } from "../core/alert.ts";
-import type { MaskedTransaction } from "../core/masking.ts";
+import type { Alert } from "./alert.ts";
+import type { TransactionRow } from "./rows.ts";
 
 /** One record as read from the source log. */
 export interface InRecord {
@@ -75,16 +75,6 @@ export interface RecordSource {
 export interface AlertStore {
   writeAlerts(alerts: Alert[]): Promise<void>;
   close(): Promise<void>;
-}
-
-/** A warehouse `transactions` row: the masked transaction plus where and how it was processed. */
-export interface TransactionRow extends MaskedTransaction {
-  kafka_partition: number;
-  /** Decimal string: offsets are int64. */
-  kafka_offset: string;
-  processed_at_ms: number;
-  /** Arrived behind the watermark (see docs/processor.md). */
-  is_late: boolean;
 }
 
 /**
