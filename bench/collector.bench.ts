@@ -4,11 +4,11 @@
  * of its own (24 partitions, like payments.transactions) that are deleted afterwards.
  */
 import { join } from "node:path";
+import { sampleSum } from "../src/lib/prom-text.ts";
 import { BenchKafka } from "./lib/kafka.ts";
 import { startCollector } from "./lib/pipeline.ts";
 import { CpuMeter, diffThreads, threadCpu } from "./lib/proc.ts";
 import { keepProfile } from "./lib/profile.ts";
-import { sum } from "./lib/prom.ts";
 import { median, round, sleep } from "./lib/stats.ts";
 import type { Bench, BenchContext, BenchOutput, Metric } from "./lib/types.ts";
 
@@ -95,7 +95,7 @@ async function throughput(ctx: BenchContext): Promise<BenchOutput> {
             median: Math.round(median(perSecond)),
             max: Math.round(Math.max(...perSecond)),
           },
-          actualRateGauge: Math.round(sum(prom, "paystream_collector_actual_rate")),
+          actualRateGauge: Math.round(sampleSum(prom, "paystream_collector_actual_rate")),
           collectorCpuS: round(cpu, 2),
           cpuUsPerRecord: round((cpu / produced) * 1e6, 2),
           collectorCores: round(cpu / use.elapsed, 2),
@@ -208,7 +208,7 @@ async function rateAccuracy(ctx: BenchContext): Promise<BenchOutput> {
           ratios.push((b.produced - a.produced) / (b.t - a.t) / target);
         }
         const worst = Math.max(...ratios.map((r) => Math.abs(r - 1)));
-        const gauge = sum(await c.metrics(), "paystream_collector_actual_rate");
+        const gauge = sampleSum(await c.metrics(), "paystream_collector_actual_rate");
         details.push({
           target,
           windowS,

@@ -187,7 +187,10 @@ export function runCoreBench(opts: CoreBenchOptions = {}): CoreBenchResult {
       `store: ${st.accounts} accounts, ${st.hotAccounts} hot, ${st.windowEvents} window events, ${st.lateEvents} late`,
     );
     for (const [name, m] of Object.entries(maskers)) {
-      console.log(`masking (${name} cache): per-account memo hit rate ${(100 * hitRate(m)).toFixed(0)}%`);
+      console.log(
+        `masking (${name} cache): per-account memo hit rate ${(100 * hitRate(m)).toFixed(0)}%, ` +
+          `${(m.tokensComputed / (2 * EVENTS)).toFixed(2)} HMAC tokens per event`,
+      );
     }
   }
 

@@ -12,20 +12,19 @@
  * 30 s window holds a few thousand alerts: enough for a p99. DuckDB warehouse.
  */
 import { join } from "node:path";
+import {
+  bucketQuantile,
+  type Histogram,
+  histogram,
+  histogramDelta,
+  type Sample,
+  sampleSum,
+  shareAtMost,
+} from "../src/lib/prom-text.ts";
 import { BenchKafka } from "./lib/kafka.ts";
 import { type CollectorProc, type ProcessorProc, startCollector, startProcessor } from "./lib/pipeline.ts";
 import { CpuMeter, diffThreads, threadCpu } from "./lib/proc.ts";
-import {
-  batchStats,
-  type Histogram,
-  histDelta,
-  histogram,
-  quantile,
-  type Sample,
-  shareAtMost,
-  sinkInFlight,
-  sum,
-} from "./lib/prom.ts";
+import { batchStats, sinkInFlight } from "./lib/prom.ts";
 import { flushRedisDb } from "./lib/services.ts";
 import { round, sleep } from "./lib/stats.ts";
 import type { Bench, BenchContext, BenchOutput, Metric } from "./lib/types.ts";
@@ -34,13 +33,13 @@ const RATES = [1000, 20_000, 50_000];
 const GOAL_MS = 25;
 
 function ms(h: Histogram, q: number): { value: number | null; capped: boolean } {
-  const r = quantile(h, q);
+  const r = bucketQuantile(h.buckets, q);
   return r ? { value: round(r.value * 1000, 2), capped: r.capped } : { value: null, capped: false };
 }
 
 function e2e(before: Sample[], after: Sample[], output: string): Histogram {
   const name = "paystream_e2e_latency_seconds";
-  return histDelta(histogram(before, name, { output }), histogram(after, name, { output }));
+  return histogramDelta(histogram(before, name, { output }), histogram(after, name, { output }));
 }
 
 async function step(
@@ -80,12 +79,12 @@ async function step(
     alerts: alerts.count,
     alertP50Ms: ms(alerts, 0.5),
     alertP99Ms: ms(alerts, 0.99),
-    alertWithin25ms: shareAtMost(alerts, GOAL_MS / 1000),
+    alertWithin25ms: shareAtMost(alerts.buckets, GOAL_MS / 1000),
     rows: rows.count,
     warehouseP50Ms: ms(rows, 0.5),
     warehouseP99Ms: ms(rows, 0.99),
     lagRecordsAtEnd: lag,
-    lagGauge: sum(m1, "paystream_consumer_lag_records"),
+    lagGauge: sampleSum(m1, "paystream_consumer_lag_records"),
     cores: {
       collector: cores("collector"),
       processor: cores("processor"),

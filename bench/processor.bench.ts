@@ -11,11 +11,12 @@
  * bench/results/tmp/ (git-ignored) and their top self-time functions go to the JSON.
  */
 import { join } from "node:path";
+import type { Sample } from "../src/lib/prom-text.ts";
 import { BenchKafka } from "./lib/kafka.ts";
 import { type ProcessorProc, startCollector, startProcessor } from "./lib/pipeline.ts";
 import { CpuMeter, diffThreads, threadCpu } from "./lib/proc.ts";
 import { keepProfile, type ProfileSummary } from "./lib/profile.ts";
-import { batchStats, type Sample, sinkInFlight } from "./lib/prom.ts";
+import { batchStats, sinkInFlight } from "./lib/prom.ts";
 import { createPgDatabase, flushRedisDb } from "./lib/services.ts";
 import { round, sleep } from "./lib/stats.ts";
 import type { Bench, BenchContext, BenchOutput, Metric } from "./lib/types.ts";

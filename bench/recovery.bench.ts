@@ -16,9 +16,9 @@
  */
 import { join } from "node:path";
 import { createAdmin } from "../src/adapters/kafka/client.ts";
+import { histogram, sampleSum } from "../src/lib/prom-text.ts";
 import { BenchKafka } from "./lib/kafka.ts";
 import { startCollector, startProcessor } from "./lib/pipeline.ts";
-import { histogram, sum } from "./lib/prom.ts";
 import { flushRedisDb } from "./lib/services.ts";
 import { round, sleep } from "./lib/stats.ts";
 import type { Bench, BenchContext, BenchOutput, Metric } from "./lib/types.ts";
@@ -95,7 +95,7 @@ async function runCase(ctx: BenchContext, kafka: BenchKafka, c: Case): Promise<C
       h = histogram(await p.metrics(), "paystream_recovery_duration_seconds");
     }
     if (h.count < 1) throw new Error("the processor never reported a recovery");
-    const replayed = sum(await p.metrics(), "paystream_recovery_records_total");
+    const replayed = sampleSum(await p.metrics(), "paystream_recovery_records_total");
     const r: CaseResult = {
       tag: c.tag,
       records: c.records,

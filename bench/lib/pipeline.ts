@@ -7,6 +7,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { Sample } from "../../src/lib/prom-text.ts";
 import { type RunTopics, topicMap } from "./kafka.ts";
 import {
   type Child,
@@ -19,13 +20,15 @@ import {
   tail,
   waitHttp,
 } from "./proc.ts";
-import { type Sample, scrape } from "./prom.ts";
+import { scrape } from "./prom.ts";
 import type { BenchContext } from "./types.ts";
 
 const CLI = fileURLToPath(new URL("./guarded-main.ts", import.meta.url));
 /** Port ranges reserved for benchmarks, away from the services' defaults (5000, 9464). */
 const COLLECTOR_PORTS = [5150, 5199] as const;
 const PROCESSOR_PORTS = [9550, 9599] as const;
+/** The collectors' API token for this bench process: their rate endpoint needs one. */
+const API_TOKEN = randomBytes(24).toString("hex");
 
 export interface CollectorStats {
   produced: number;
@@ -55,7 +58,11 @@ export class CollectorProc {
   }
 
   async setRate(rate: number): Promise<void> {
-    await postJson(`${this.url}/config/rate`, { messages_per_second: rate });
+    await postJson(
+      `${this.url}/config/rate`,
+      { messages_per_second: rate },
+      { authorization: `Bearer ${API_TOKEN}` },
+    );
   }
 
   metrics(): Promise<Sample[]> {
@@ -93,7 +100,7 @@ export async function startCollector(
     ],
     {
       logFile: join(ctx.runDir, `${name}.log`),
-      env: childEnv({ BENCH_TOPIC_MAP: JSON.stringify(topicMap(topics)) }),
+      env: childEnv({ BENCH_TOPIC_MAP: JSON.stringify(topicMap(topics)), PAYSTREAM_API_TOKEN: API_TOKEN }),
       nodeFlags,
     },
   );
@@ -166,7 +173,7 @@ export async function startProcessor(
       String(port),
       // The shortest horizon allowed: the run's claims leave Redis soon after it ends.
       "--dedup-ttl",
-      "60000",
+      "1m",
       ...(opts.flags ?? []),
     ],
     {

@@ -1,8 +1,5 @@
-import { checkKafka, createProducer, ensureTopics, type KafkaConnection } from "../adapters/kafka/client.ts";
-import { KafkaSink } from "../adapters/kafka/log.ts";
+import { runCollector } from "../app/collector.ts";
 import { collectorOptions, toCollectorConfig } from "../collector/config.ts";
-import { startCollector } from "../collector/service.ts";
-import { Topics } from "../contracts/topics.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { onShutdownSignals } from "./signals.ts";
@@ -16,25 +13,16 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${renderHelp("collector", SUMMARY, collectorOptions)}\n`);
     return 0;
   }
-  const cfg = toCollectorConfig(loadConfig(collectorOptions, { argv }).values);
-  const log = createLogger("collector");
-  const conn: KafkaConnection = { brokers: cfg.brokers, clientId: `paystream-collector-${process.pid}` };
-  await checkKafka(conn);
-  // Its own topics under their configured names: a produce to a missing topic would only retry.
-  await ensureTopics(conn, undefined, undefined, {
-    [Topics.transactions]: cfg.topic,
-    [Topics.labels]: cfg.labelsTopic,
-  });
-  const makeProducer = () =>
-    createProducer(conn, cfg.compression === "none" ? {} : { compression: cfg.compression });
-  const sink = new KafkaSink(conn, undefined, makeProducer);
-  const running = await startCollector(cfg, sink, log);
+  const { values } = loadConfig(collectorOptions, { argv });
+  const cfg = toCollectorConfig(values);
+  const log = createLogger("collector", values["log.level"]);
+  const { running, close } = await runCollector(cfg, log);
   onShutdownSignals(async () => {
     await running.stop();
   }, log);
   await running.collector.finished;
   const totals = await running.stop();
-  await sink.close();
+  await close();
   process.stdout.write(
     `${JSON.stringify({ produced: totals.produced, unsent: totals.unsent, byKind: totals.byKind, labels: totals.labels })}\n`,
   );

@@ -3,15 +3,10 @@
  * collector's control API, each processor's /status and /metrics, and the alerts the
  * processors write to Redis; forwards rate changes to the collector.
  */
-import { connectRedis } from "../adapters/redis/client.ts";
+import { runDashboard } from "../app/dashboard.ts";
 import { dashboardOptions, toDashboardConfig } from "../dashboard/config.ts";
-import { mountDashboard } from "../dashboard/server.ts";
-import { dnsUpstreams, httpUpstream, redisAlertFeed } from "../dashboard/sources.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
-import { createServiceHttp, listen } from "../lib/http.ts";
 import { createLogger } from "../lib/log.ts";
-import { createRegistry } from "../lib/metrics.ts";
-import { redactUrl } from "../lib/url.ts";
 import { onShutdownSignals } from "./signals.ts";
 
 const SUMMARY =
@@ -24,43 +19,16 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${renderHelp("dashboard", SUMMARY, dashboardOptions)}\n`);
     return 0;
   }
-  const cfg = toDashboardConfig(loadConfig(dashboardOptions, { argv }).values);
-  const log = createLogger("dashboard");
-  const redisLabel = redactUrl(cfg.redisUrl);
-  const redis = await connectRedis({
-    url: cfg.redisUrl,
-    onError: (err) => log.warn({ err: err.message }, "redis connection error"),
-  });
-  let uiBuilt = false;
-  const http = createServiceHttp({
-    registry: createRegistry("dashboard"),
-    readiness: [{ name: "ui", check: () => (uiBuilt ? undefined : "building the UI bundle") }],
-  });
-  const dashboard = mountDashboard(http, {
-    sources: {
-      collector: httpUpstream(cfg.collectorUrl, { token: cfg.collectorToken }),
-      processors: cfg.processorService
-        ? dnsUpstreams(cfg.processorService)
-        : cfg.processorUrls.map((u) => httpUpstream(u)),
-      alerts: redisAlertFeed(redis, cfg.redisUrl),
-    },
-    intervalMs: cfg.refreshMs,
-    log,
-  });
-  try {
-    await dashboard.ready;
-    uiBuilt = true;
-  } catch (err) {
-    redis.destroy();
-    throw err;
-  }
-  const url = await listen(http, cfg.http.host, cfg.http.port, "dashboard");
+  const { values } = loadConfig(dashboardOptions, { argv });
+  const cfg = toDashboardConfig(values);
+  const log = createLogger("dashboard", values["log.level"]);
+  const dashboard = await runDashboard(cfg, log);
   process.stdout.write(
     [
-      `paystream dashboard on ${url}/`,
+      `paystream dashboard on ${dashboard.url}/`,
       `  collector   ${cfg.collectorUrl}`,
       `  processors  ${cfg.processorService ? `every address of ${cfg.processorService.host}:${cfg.processorService.port} (DNS)` : cfg.processorUrls.join(", ")}`,
-      `  alerts      ${redisLabel}`,
+      `  alerts      ${dashboard.alertsLabel}`,
       "",
     ].join("\n"),
   );
@@ -71,7 +39,6 @@ export async function run(argv: string[]): Promise<number> {
   });
   onShutdownSignals(async () => resolveStop(), log);
   await stopped;
-  await http.close();
-  redis.destroy();
+  await dashboard.close();
   return 0;
 }

@@ -2,7 +2,9 @@
  * `paystream <command>`: one binary, one image. Each command lives in its own module and is
  * imported only when chosen, so `paystream collector` never loads DuckDB.
  */
+import { join } from "node:path";
 import { isPaystreamError } from "../core/errors.ts";
+import { missingDependency } from "./missing-deps.ts";
 
 interface Command {
   summary: string;
@@ -45,14 +47,22 @@ async function main(argv: string[]): Promise<number> {
   return mod.run(rest);
 }
 
-const { registerBuiltins } = await import("./commands.ts");
-registerBuiltins(registerCommand);
-
 let code: number;
 try {
+  const { registerBuiltins } = await import("./commands.ts");
+  registerBuiltins(registerCommand);
   code = await main(process.argv.slice(2));
 } catch (err) {
-  if (isPaystreamError(err)) {
+  const missing = missingDependency(err);
+  if (missing !== undefined) {
+    // Packages are imported with the command (and some only when first used), so a
+    // half-installed node_modules shows up here rather than in bin/paystream's check.
+    const root = join(import.meta.dirname, "..", "..");
+    process.stderr.write(
+      `paystream: dependencies are incomplete (cannot load ${missing}): run \`npm ci\` in ${root}\n`,
+    );
+    code = 1;
+  } else if (isPaystreamError(err)) {
     process.stderr.write(`paystream: ${err.message} [${err.code}]\n`);
     code = 1;
   } else {

@@ -1,7 +1,7 @@
+import { runProcessor } from "../app/processor.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
 import { processorOptions, toProcessorConfig } from "../processor/config.ts";
-import { connectRealAdapters, startProcessor } from "../processor/service.ts";
 import { onShutdownSignals } from "./signals.ts";
 
 const SUMMARY =
@@ -13,10 +13,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${renderHelp("processor", SUMMARY, processorOptions)}\n`);
     return 0;
   }
-  const cfg = toProcessorConfig(loadConfig(processorOptions, { argv }).values);
-  const log = createLogger("processor");
-  const adapters = await connectRealAdapters(cfg, log);
-  const running = await startProcessor(cfg, log, adapters);
+  const { values } = loadConfig(processorOptions, { argv });
+  const cfg = toProcessorConfig(values);
+  const log = createLogger("processor", values["log.level"]);
+  const running = await runProcessor(cfg, log);
   onShutdownSignals(() => running.stop(), log);
   if (cfg.durationMs > 0) setTimeout(() => void running.stop(), cfg.durationMs).unref();
   return running.done;

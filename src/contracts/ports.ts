@@ -1,8 +1,9 @@
 /**
- * The processor's ports: what it needs from the outside world, independent of technology.
- * Kafka and the embedded log implement the record ports, Redis and the embedded store the
- * alert and dedup ports, DuckDB/PostgreSQL/BigQuery the warehouse port. The processor code
- * path is the same whichever is plugged in.
+ * The ports: what the services (collector, processor, verify, dashboard) need from the
+ * outside world, independent of technology. Kafka and the embedded log implement the record
+ * ports, Redis and the embedded store the alert and dedup ports, DuckDB/PostgreSQL/BigQuery
+ * the warehouse ports. Services see only these interfaces; src/app picks the implementation,
+ * so a service's code path is the same whichever is plugged in.
  */
 import type { Alert } from "./alert.ts";
 import type { TransactionRow } from "./rows.ts";
@@ -45,6 +46,12 @@ export interface SourceHandlers {
   onRevoked?(partitions: { topic: string; partition: number }[]): void;
   /** A dependency of the source failing (problem set) or recovered (undefined): readiness. */
   onHealth?(dependency: string, problem: string | undefined): void;
+  /**
+   * The source cannot go on: its log refused it for good (not authorized, topic deleted...).
+   * The service should stop (non-zero exit) instead of waiting forever. Without this handler
+   * the source keeps retrying, unready, and fails every commit.
+   */
+  onFatal?(err: unknown): void;
 }
 
 /** A consume-side log in a consumer group (Kafka consumer or embedded log). */
@@ -77,6 +84,39 @@ export interface AlertStore {
   close(): Promise<void>;
 }
 
+/** The latest alerts an AlertStore holds, for the dashboard's feed. */
+export interface AlertFeed {
+  /** What the UI names as the source (never a password). */
+  readonly source: string;
+  /** Newest first, as alert JSON objects (alertToJson, parsed). */
+  latest(limit: number): Promise<unknown[]>;
+  /** Accounts whose latest alert was detected at or after `sinceMs`. */
+  activeAccounts(sinceMs: number): Promise<number>;
+}
+
+/** Reading back what an AlertStore wrote: the dashboard's feed and verify's look-ups. */
+export interface AlertReader extends AlertFeed {
+  /** Which of `ids` the store holds. Any number of ids; implementations batch the look-ups. */
+  existing(ids: readonly string[]): Promise<Set<string>>;
+}
+
+/** One transaction id to claim, and the record claiming it ("topic/partition/offset"). */
+export interface DedupClaim {
+  id: string;
+  owner: string;
+}
+
+/**
+ * The cross-replica, restart-surviving dedup tier (Redis, or an in-memory store when
+ * embedded). Per claim: true when the caller should process the record (the id was unknown
+ * and is now recorded with its owner, or is already recorded with the same owner: a
+ * redelivery); false for a duplicate. One call per batch. core/dedup.ts explains why a claim
+ * carries its owner.
+ */
+export interface DedupStore {
+  claim(claims: readonly DedupClaim[]): Promise<boolean[]>;
+}
+
 /**
  * The analytical store: masked rows and alerts. Writes are idempotent on transaction_id and
  * alert_id, so re-processing a range after a crash rewrites rather than adds. A write
@@ -87,4 +127,90 @@ export interface Warehouse {
   writeTransactions(rows: TransactionRow[]): Promise<void>;
   writeAlerts(alerts: Alert[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The tables `countByKey` reads, each counted by its primary key. */
+export type KeyedTableName = "transactions" | "fraud_alerts";
+
+/**
+ * The warehouse port plus the read side used by `paystream verify` and the tests. Every
+ * backend implements it.
+ */
+export interface InspectableWarehouse extends Warehouse {
+  countTransactions(): Promise<number>;
+  countAlerts(): Promise<number>;
+  /** transaction_ids stored more than once: always empty where the key is enforced. */
+  duplicateTransactionIds(): Promise<string[]>;
+  /** Every stored alert_id, sorted. */
+  alertIds(): Promise<string[]>;
+  /**
+   * Rows stored per primary-key value, for the given keys only: `transaction_id` in
+   * `transactions`, `alert_id` in `fraud_alerts`. A key with no row is absent from the map; a
+   * count above 1 is only possible where the key is not enforced (BigQuery). Takes any number
+   * of keys and queries them in chunks (never one query per key).
+   */
+  countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>>;
+}
+
+/** A record as a topic reader hands it over: where it sits, its bytes and its headers. */
+export interface LogRecord {
+  partition: number;
+  offset: bigint;
+  value: Buffer;
+  headers: ReadonlyMap<string, string>;
+  /** Kafka timestamp (ms since epoch) as the client gives it: the processing time verify decodes with. */
+  timestamp: bigint;
+}
+
+export interface PartitionRange {
+  partition: number;
+  /** Log start offset when the read began (records below it were deleted by retention). */
+  start: bigint;
+  /** End offset listed before reading: every record below it was read. */
+  end: bigint;
+}
+
+export interface TopicReadResult {
+  topic: string;
+  exists: boolean;
+  partitions: number;
+  records: number;
+  /** Per partition: [log start, end snapshot). Empty when the topic does not exist. */
+  ranges: PartitionRange[];
+  durationMs: number;
+}
+
+export interface ReadToEndOptions {
+  /** Give up (PS_KAFKA_UNREACHABLE) when the end offsets are not reached within this long. */
+  timeoutMs: number;
+  /** Called every `progressEvery` records with the count so far. */
+  onProgress?: (records: number) => void;
+  progressEvery?: number;
+}
+
+export interface GroupLag {
+  group: string;
+  /** Records between the group's committed offsets and the end offsets; undefined: no commits. */
+  lag: number | undefined;
+}
+
+/**
+ * Reading whole topics outside any processing group (what `paystream verify` needs of the
+ * log): which topics exist, every record up to the end offsets listed before the read, and
+ * how far a consumer group is behind them.
+ */
+export interface TopicReader {
+  existingTopics(topics: readonly string[]): Promise<Set<string>>;
+  /**
+   * Calls `onRecord` once per record from the log start to the end offsets listed before
+   * reading, in partition order; records appended later are not delivered. Completeness is
+   * decided by offsets, never by a quiet period. A missing topic is `exists: false`, not an error.
+   */
+  readToEnd(
+    topic: string,
+    onRecord: (r: LogRecord) => void,
+    opts: ReadToEndOptions,
+  ): Promise<TopicReadResult>;
+  /** Records between the group's committed offsets on `topic` and the end of `ranges`. */
+  groupLag(group: string, topic: string, ranges: readonly PartitionRange[]): Promise<GroupLag>;
 }

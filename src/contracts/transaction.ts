@@ -7,6 +7,33 @@
 export const SCHEMA_MAJOR = 1;
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024;
 
+/**
+ * Bounds on values (docs/processor.md, "Validation"). One record must not be able to change
+ * what other records detect, nor to overflow an exact integer sum, so these are checked on
+ * every record before it reaches a window.
+ *
+ * Future skew: how far ahead of processing time an event_time may be. Producers' clocks
+ * drift by seconds, not minutes; anything further ahead would drag its partition's
+ * watermark forward and make every honest record behind it late.
+ */
+export const DEFAULT_MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/**
+ * Maximum age: 7 days covers store-and-forward (offline terminals, in-flight sales) and an
+ * upstream outage over a long weekend. Anything older is thousands of times older than the
+ * window + lateness (so it could never alert), beyond the dedup horizon (24 h by default,
+ * so a resend of it would not even be recognised), and more likely replayed than real.
+ */
+export const DEFAULT_MAX_EVENT_AGE_MS = 7 * 24 * 3_600_000;
+/**
+ * Largest amount, in minor units: 1,000,000,000.00. Window sums must stay exact integers in
+ * a double: a full window (2048 events by default) of maximum amounts is 2.05e14, 44 times
+ * below 2^53, leaving room for the running sums a busy window accumulates; a billion major
+ * units is beyond any single card payment in the currencies paystream bills in. Configurable:
+ * a deployment billing in very high-nominal currencies (VND, IRR) may raise it, up to 4e12
+ * (MAX_AMOUNT_MINOR_LIMIT in core/schema.ts) before a full window's sum can lose exactness.
+ */
+export const DEFAULT_MAX_AMOUNT_MINOR = 100_000_000_000;
+
 /** What travels on the wire. `amount` may be a decimal string ("12.34") or a number. */
 export interface TransactionWireV1 {
   schema_version: number;
@@ -30,9 +57,12 @@ export interface TransactionWireV1 {
 
 /** A validated transaction with the derived fields the processor works on. */
 export interface Transaction extends TransactionWireV1 {
-  /** Amount in minor units (cents): integer, so window sums never drift. */
+  /** Amount in minor units (cents): a safe integer in [1, maxAmountMinor], so window sums never drift. */
   amountMinor: number;
-  /** event_time as epoch milliseconds. */
+  /**
+   * event_time as epoch milliseconds: a real calendar instant from 1970 to 9999 and, when the
+   * decoder was given processing time, within [now - maxAgeMs, now + maxFutureSkewMs].
+   */
   eventTimeMs: number;
 }
 

@@ -15,10 +15,12 @@
  * per batch for the rest. Correctness comes from the shared store; the local tier saves
  * round trips and keeps a resend burst from reaching Redis at all.
  */
+import { ProcessorDefaults } from "../contracts/defaults.ts";
 import { ErrorCodes, PaystreamError } from "./errors.ts";
 
-export const DEFAULT_LOCAL_TTL_MS = 120_000;
-export const DEFAULT_SHARED_TTL_MS = 3_600_000;
+export const DEFAULT_LOCAL_TTL_MS = ProcessorDefaults.dedupLocalTtlMs;
+/** The same horizon as `--dedup-ttl`'s default (24 h), so embedded and Redis dedup agree. */
+export const DEFAULT_SHARED_TTL_MS = ProcessorDefaults.dedupTtlMs;
 /**
  * Per-generation cap. A V8 Map holds at most 2^24 (16.7M) entries and throws beyond, and at
  * ~130 B per entry (id + owner strings + table slot) 1M entries is ~130 MB per generation.
@@ -164,7 +166,7 @@ export interface SharedDedupStore {
 }
 
 export interface InMemorySharedDedupStoreOptions {
-  /** How long ids are remembered (at least this, at most 1.5x). Default 1 h. */
+  /** How long ids are remembered (at least this, at most 1.5x). Default 24 h (DEFAULT_SHARED_TTL_MS). */
   ttlMs?: number;
   maxEntriesPerGeneration?: number;
   /** Clock for expiry; default Date.now. */

@@ -1,16 +1,22 @@
 /**
- * Per-account event-time state for the fraud rules: a trailing window of recent events,
- * long-run amount history, the newest location, and per-rule cooldowns.
+ * The window store: per-account event-time state for the fraud rules (a trailing window of
+ * recent events, long-run amount history, the newest location, and per-rule cooldowns: one
+ * AccountState each, account-state.ts), the watermark, and bounded memory.
  *
  * Semantics (docs/rules.md repeats them for rule authors):
  * - The window of an event at time t is (t - windowMs, t]: an event exactly windowMs older
  *   is out, one a millisecond younger is in. Anchoring on the event's own time, not on the
  *   newest time seen, makes an out-of-order event see exactly what it would have seen had
  *   it arrived in order, so results do not depend on arrival order within the lateness.
- * - Watermark = max event time seen - allowedLatenessMs. An event strictly behind it is
- *   late. Late events still update history and, if they can still fall inside a future
+ * - Watermark = min(max event time seen, processing time) - allowedLatenessMs, and it never
+ *   moves back. An event strictly behind it is late. The processing-time bound is defence in
+ *   depth behind the decoder's event-time bounds (docs/processor.md): an event_time ahead of
+ *   the clock cannot drag the watermark ahead of honest events, and one beyond
+ *   maxFutureSkewMs is not applied at all (counted in futureEvents). Without a clock (add()
+ *   given no nowMs and no `clock` option) the bound is off: tests and tools replaying fixed
+ *   times. Late events still update history and, if they can still fall inside a future
  *   on-time event's window (t > watermark - windowMs), are inserted into the window; the
- *   rules never alert on them (see rules.ts).
+ *   rules never alert on them (see evaluate.ts).
  * - State lives in two tiers so memory stays bounded without forgetting history:
  *     hot  = ring buffer of window events + everything below; released once the account's
  *            newest event is <= watermark - windowMs (i.e. windowMs + lateness behind the
@@ -36,8 +42,13 @@
  * number of partitions a replica may own.
  */
 
-import type { Transaction } from "../contracts/transaction.ts";
+import { DEFAULT_MAX_FUTURE_SKEW_MS, type Transaction } from "../contracts/transaction.ts";
+import { AccountState, INITIAL_RING_EVENTS } from "./account-state.ts";
 import { ConfigError } from "./errors.ts";
+import { ExpiryQueue } from "./expiry-queue.ts";
+
+/** What add() returns; the rule evaluator reads it (account-state.ts). */
+export type { AccountState } from "./account-state.ts";
 
 export const DEFAULT_WINDOW_MS = 60_000;
 export const DEFAULT_ALLOWED_LATENESS_MS = 10_000;
@@ -47,35 +58,8 @@ export const DEFAULT_MAX_EVENTS_PER_ACCOUNT = 2048;
 export const DEFAULT_HISTORY_ALPHA = 0.05;
 export const DEFAULT_SWEEP_BUDGET = 4;
 
-/**
- * Event record layout inside AccountState.buf: STRIDE doubles per event. Integers up to
- * 2^53 are exact in a double, so amounts (cents), running sums, 32-bit merchant hashes
- * and country codes lose nothing, and one array per account beats one per field.
- * F_CUM is a running sum of amounts in ring order (from an arbitrary base), so the sum of
- * any window is one subtraction instead of a scan.
- */
-export const STRIDE = 7;
-export const F_TIME = 0;
-export const F_AMOUNT = 1;
-export const F_LAT = 2;
-export const F_LON = 3;
-export const F_MERCHANT = 4;
-export const F_COUNTRY = 5;
-export const F_CUM = 6;
-
-const INITIAL_CAPACITY = 4;
+/** Pooled rings of the initial size, reused when accounts heat up again. */
 const POOL_MAX = 4096;
-const EMPTY: number[] = [];
-
-/**
- * A ring of `events` slots. A plain array of doubles rather than a Float64Array: a typed
- * array allocates an off-heap backing store with external-memory accounting, and add()
- * measured ~20% slower with one (ring creation and growth, more GC); a double array is one
- * on-heap allocation and reads just as fast.
- */
-function newRing(events: number): number[] {
-  return new Array<number>(events * STRIDE).fill(0.5);
-}
 
 export type Lateness = "on-time" | "late";
 
@@ -94,6 +78,16 @@ export interface WindowStoreOptions {
   historyAlpha?: number;
   /** Expiry-queue entries examined per add(). Default 4. */
   sweepBudget?: number;
+  /**
+   * Events further than this ahead of processing time are not applied (history, window and
+   * watermark untouched; counted in futureEvents). Default 5 min, as the decoder's.
+   */
+  maxFutureSkewMs?: number;
+  /**
+   * Processing time, read by add() when it is given no nowMs. Without both, the watermark
+   * follows event time alone (no processing-time bound).
+   */
+  clock?: () => number;
 }
 
 export interface WindowStoreStats {
@@ -107,6 +101,8 @@ export interface WindowStoreStats {
   watermarkMs: number;
   /** Events that arrived behind the watermark (still applied to history). */
   lateEvents: number;
+  /** Events more than maxFutureSkewMs ahead of processing time: not applied at all. */
+  futureEvents: number;
   /** Late events too old to enter any window (history only). */
   tooLateForWindow: number;
   /** Events dropped from a window because the account hit maxEventsPerAccount. */
@@ -117,238 +113,6 @@ export interface WindowStoreStats {
   expired: number;
   /** Accounts forgotten early to respect maxAccounts. */
   capacityEvictions: number;
-}
-
-/** A window event decoded for tests and debugging (allocates; not for the hot path). */
-export interface WindowEventView {
-  eventTimeMs: number;
-  amountMinor: number;
-  lat: number;
-  lon: number;
-  merchant: number;
-  country: string;
-}
-
-/** 32-bit FNV-1a: merchants only need to be told apart within one window, not named. */
-export function merchantHash(merchantId: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < merchantId.length; i++) {
-    h ^= merchantId.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** ISO 3166-1 alpha-2 packed into 16 bits: exact, so distinct-country counts never collide. */
-export function countryCode(country: string): number {
-  return (country.charCodeAt(0) << 8) | country.charCodeAt(1);
-}
-
-export function countryFromCode(code: number): string {
-  return String.fromCharCode(code >>> 8, code & 0xff);
-}
-
-/**
- * One account's state. Fields are public so the rule evaluator can read the ring without
- * accessor calls or copies; only WindowStore writes them.
- */
-export class AccountState {
-  readonly accountId: string;
-
-  /** Ring of window events in event-time order (stable for equal times), STRIDE doubles each. */
-  buf: number[] = EMPTY;
-  /** Ring slot of logical index 0 (the oldest event). */
-  head = 0;
-  /** Events in the ring. */
-  len = 0;
-  /** Capacity - 1; capacity is a power of two so a slot is (head + i) & mask. */
-  mask = -1;
-  /**
-   * Cheap summaries of the ring that let rules skip scans. Both are conservative: they are
-   * reset when the ring empties and only widened on insert, never narrowed on prune.
-   * uniformCountry: the country code shared by every event in the ring, or -1.
-   * minAmountMinor: a lower bound of the amounts in the ring.
-   */
-  uniformCountry = -1;
-  minAmountMinor = 0;
-
-  /** Transactions ever seen (within historyTtlMs idle gaps), late ones included. */
-  historyCount = 0;
-  /** Mean amount in minor units: exact mean for the first 1/alpha transactions, then EWMA. */
-  historyMean = 0;
-  /** historyCount / historyMean before the current transaction: what "prior history" means. */
-  priorCount = 0;
-  priorMean = 0;
-
-  /** Newest event by event time, and the one it replaced (geo-velocity's "previous event"). */
-  lastTimeMs = Number.NEGATIVE_INFINITY;
-  lastLat = 0;
-  lastLon = 0;
-  prevTimeMs = Number.NEGATIVE_INFINITY;
-  prevLat = 0;
-  prevLon = 0;
-
-  /** Set by WindowStore.add for the transaction just added; read by evaluate(). */
-  curIndex = -1;
-  curLate = false;
-  /** The current transaction is the newest by event time (prev* is its predecessor). */
-  curNewest = false;
-
-  /** Cooldowns as parallel arrays keyed by rule id: null for the vast majority that never alert. */
-  cooldownRuleIds: string[] | null = null;
-  cooldownUntilMs: number[] | null = null;
-
-  /** Lifecycle: hot = owns a ring; tokens invalidate stale expiry-queue entries. */
-  hot = false;
-  hotToken = 0;
-  coldToken = 0;
-  evicted = false;
-
-  constructor(accountId: string) {
-    this.accountId = accountId;
-  }
-
-  /** Logical index i (0 = oldest) to the offset of its record in buf. */
-  offset(i: number): number {
-    return ((this.head + i) & this.mask) * STRIDE;
-  }
-
-  /** True while ruleId must stay silent for an event at eventTimeMs. */
-  inCooldown(ruleId: string, eventTimeMs: number): boolean {
-    const ids = this.cooldownRuleIds;
-    if (ids === null) return false;
-    for (let i = 0; i < ids.length; i++) {
-      if (ids[i] === ruleId) return eventTimeMs < this.cooldownUntilMs![i]!;
-    }
-    return false;
-  }
-
-  /**
-   * Records that ruleId alerted. One entry per rule id that ever fired for the account, so
-   * the arrays stay as short as the rule list. Expired entries are not reused for other
-   * rules: an out-of-order event within the lateness may still fall inside them.
-   */
-  startCooldown(ruleId: string, untilMs: number): void {
-    if (this.cooldownRuleIds === null) {
-      this.cooldownRuleIds = [ruleId];
-      this.cooldownUntilMs = [untilMs];
-      return;
-    }
-    const ids = this.cooldownRuleIds;
-    for (let i = 0; i < ids.length; i++) {
-      if (ids[i] === ruleId) {
-        this.cooldownUntilMs![i] = untilMs;
-        return;
-      }
-    }
-    ids.push(ruleId);
-    this.cooldownUntilMs!.push(untilMs);
-  }
-
-  /** Sum of amounts of logical indices [from, to] (from <= to), from the running sums. */
-  sumRange(from: number, to: number): number {
-    const b = this.buf;
-    const first = this.offset(from);
-    return b[this.offset(to) + F_CUM]! - (b[first + F_CUM]! - b[first + F_AMOUNT]!);
-  }
-
-  /** Events in (endMs - windowMs, endMs]: the window an event at endMs sees (no allocation). */
-  countInWindow(endMs: number, windowMs: number): number {
-    const start = endMs - windowMs;
-    let n = 0;
-    for (let i = 0; i < this.len; i++) {
-      const t = this.buf[this.offset(i) + F_TIME]!;
-      if (t > endMs) break;
-      if (t > start) n++;
-    }
-    return n;
-  }
-
-  /** Window events in event-time order (allocates: tests and debugging only). */
-  events(): WindowEventView[] {
-    const out: WindowEventView[] = [];
-    for (let i = 0; i < this.len; i++) {
-      const o = this.offset(i);
-      const b = this.buf;
-      out.push({
-        eventTimeMs: b[o + F_TIME]!,
-        amountMinor: b[o + F_AMOUNT]!,
-        lat: b[o + F_LAT]!,
-        lon: b[o + F_LON]!,
-        merchant: b[o + F_MERCHANT]!,
-        country: countryFromCode(b[o + F_COUNTRY]!),
-      });
-    }
-    return out;
-  }
-}
-
-/**
- * FIFO of (state, deadline, token). Deadlines are forced non-decreasing on push so the head
- * is always the earliest; forcing can only postpone a check, never advance it, and the
- * postponement is bounded by how out of order pushes are (at most the allowed lateness).
- */
-class ExpiryQueue {
-  private states: (AccountState | undefined)[];
-  private deadlines: Float64Array;
-  private tokens: Float64Array;
-  private head = 0;
-  private mask: number;
-  size = 0;
-  private tail = Number.NEGATIVE_INFINITY;
-
-  constructor(capacity = 1024) {
-    this.states = new Array<AccountState | undefined>(capacity).fill(undefined);
-    this.deadlines = new Float64Array(capacity);
-    this.tokens = new Float64Array(capacity);
-    this.mask = capacity - 1;
-  }
-
-  push(state: AccountState, deadline: number, token: number): void {
-    if (this.size > this.mask) this.grow();
-    if (deadline < this.tail) deadline = this.tail;
-    this.tail = deadline;
-    const slot = (this.head + this.size) & this.mask;
-    this.states[slot] = state;
-    this.deadlines[slot] = deadline;
-    this.tokens[slot] = token;
-    this.size++;
-  }
-
-  headDeadline(): number {
-    return this.size === 0 ? Number.POSITIVE_INFINITY : this.deadlines[this.head]!;
-  }
-
-  headToken(): number {
-    return this.tokens[this.head]!;
-  }
-
-  /** Removes and returns the head state (caller checked size > 0). */
-  shift(): AccountState {
-    const s = this.states[this.head]!;
-    this.states[this.head] = undefined;
-    this.head = (this.head + 1) & this.mask;
-    this.size--;
-    return s;
-  }
-
-  private grow(): void {
-    const cap = (this.mask + 1) * 2;
-    const states = new Array<AccountState | undefined>(cap).fill(undefined);
-    const deadlines = new Float64Array(cap);
-    const tokens = new Float64Array(cap);
-    for (let i = 0; i < this.size; i++) {
-      const from = (this.head + i) & this.mask;
-      states[i] = this.states[from];
-      deadlines[i] = this.deadlines[from]!;
-      tokens[i] = this.tokens[from]!;
-    }
-    this.states = states;
-    this.deadlines = deadlines;
-    this.tokens = tokens;
-    this.head = 0;
-    this.mask = cap - 1;
-  }
 }
 
 function positiveInt(field: string, value: number | undefined, fallback: number, allowZero = false): number {
@@ -367,6 +131,8 @@ export class WindowStore {
   readonly maxEventsPerAccount: number;
   readonly historyAlpha: number;
   readonly sweepBudget: number;
+  readonly maxFutureSkewMs: number;
+  private readonly clock: (() => number) | undefined;
 
   private readonly accounts = new Map<string, AccountState>();
   private readonly hotQueue = new ExpiryQueue();
@@ -377,6 +143,9 @@ export class WindowStore {
 
   private maxEventTime = Number.NEGATIVE_INFINITY;
   private watermark = Number.NEGATIVE_INFINITY;
+  /** The watermark was last held back by processing time: it may move as the clock does. */
+  private watermarkCapped = false;
+  private futureEvents = 0;
   private hotAccounts = 0;
   private windowEvents = 0;
   private lateEvents = 0;
@@ -401,8 +170,15 @@ export class WindowStore {
       options.maxEventsPerAccount,
       DEFAULT_MAX_EVENTS_PER_ACCOUNT,
     );
-    this.maxEventsPerAccount = Math.max(INITIAL_CAPACITY, 2 ** Math.ceil(Math.log2(maxEvents)));
+    this.maxEventsPerAccount = Math.max(INITIAL_RING_EVENTS, 2 ** Math.ceil(Math.log2(maxEvents)));
     this.sweepBudget = positiveInt("sweepBudget", options.sweepBudget, DEFAULT_SWEEP_BUDGET);
+    this.maxFutureSkewMs = positiveInt(
+      "maxFutureSkewMs",
+      options.maxFutureSkewMs,
+      DEFAULT_MAX_FUTURE_SKEW_MS,
+      true,
+    );
+    this.clock = options.clock;
     const alpha = options.historyAlpha ?? DEFAULT_HISTORY_ALPHA;
     if (!(alpha > 0 && alpha <= 1)) throw new ConfigError("window.historyAlpha", "must be in (0, 1]");
     this.historyAlpha = alpha;
@@ -435,16 +211,32 @@ export class WindowStore {
    * Applies a validated transaction to its account and returns the state, ready for
    * evaluate(). The caller must evaluate before the next add(): curIndex/curLate describe
    * only the latest transaction.
+   *
+   * nowMs is processing time (default: the `clock` option, else unbounded): the watermark
+   * never passes nowMs - allowedLatenessMs, and an event beyond nowMs + maxFutureSkewMs is
+   * not applied (curIndex -1, so it raises nothing; the state is returned, or a detached
+   * one for an unknown account). Give the same nowMs as the decoder got.
    */
-  add(tx: Transaction): AccountState {
+  add(tx: Transaction, nowMs?: number): AccountState {
     if (this.hotQueue.headDeadline() <= this.watermark || this.coldQueue.headDeadline() <= this.watermark) {
       this.sweep(this.sweepBudget);
     }
     const t = tx.eventTimeMs;
     const late = t < this.watermark;
-    if (t > this.maxEventTime) {
-      this.maxEventTime = t;
-      this.watermark = t - this.allowedLatenessMs;
+    // Only an event newer than all before it, or a clock catching up with a capped
+    // watermark, can move the watermark: the common out-of-order path reads no clock.
+    if (t > this.maxEventTime || this.watermarkCapped) {
+      const now = nowMs ?? (this.clock === undefined ? Number.POSITIVE_INFINITY : this.clock());
+      if (t > this.maxEventTime) {
+        // Applying it would also park far-future deadlines in the FIFO expiry queues, which
+        // would then hold back every account's expiry behind them.
+        if (t > now + this.maxFutureSkewMs) return this.refuseFuture(tx);
+        this.maxEventTime = t;
+      }
+      const bound = Math.min(this.maxEventTime, now);
+      this.watermarkCapped = bound < this.maxEventTime;
+      const wm = bound - this.allowedLatenessMs;
+      if (wm > this.watermark) this.watermark = wm;
     }
 
     let s = this.accounts.get(tx.account_id);
@@ -530,12 +322,23 @@ export class WindowStore {
       maxEventTimeMs: this.maxEventTime,
       watermarkMs: this.watermark,
       lateEvents: this.lateEvents,
+      futureEvents: this.futureEvents,
       tooLateForWindow: this.tooLateForWindow,
       windowOverflowDrops: this.windowOverflowDrops,
       cooled: this.cooled,
       expired: this.expired,
       capacityEvictions: this.capacityEvictions,
     };
+  }
+
+  /** An event too far ahead of processing time: counted, applied to nothing. */
+  private refuseFuture(tx: Transaction): AccountState {
+    this.futureEvents++;
+    const s = this.accounts.get(tx.account_id) ?? new AccountState(tx.account_id);
+    s.curIndex = -1;
+    s.curLate = false;
+    s.curNewest = false;
+    return s;
   }
 
   private create(accountId: string): AccountState {
@@ -563,11 +366,7 @@ export class WindowStore {
   }
 
   private heat(s: AccountState): void {
-    const buf = this.pool.pop();
-    s.buf = buf ?? newRing(INITIAL_CAPACITY);
-    s.mask = INITIAL_CAPACITY - 1;
-    s.head = 0;
-    s.len = 0;
+    s.attachRing(this.pool.pop());
     s.hot = true;
     this.hotAccounts++;
     this.hotQueue.push(s, Math.max(s.lastTimeMs, this.watermark) + this.windowMs, ++s.hotToken);
@@ -598,96 +397,32 @@ export class WindowStore {
 
   private releaseRing(s: AccountState): void {
     this.windowEvents -= s.len;
-    if (s.buf.length === INITIAL_CAPACITY * STRIDE && this.pool.length < POOL_MAX) this.pool.push(s.buf);
-    s.buf = EMPTY;
-    s.mask = -1;
-    s.head = 0;
-    s.len = 0;
+    this.recycle(s.detachRing());
+  }
+
+  private recycle(ring: number[] | undefined): void {
+    if (ring !== undefined && this.pool.length < POOL_MAX) this.pool.push(ring);
   }
 
   private prune(s: AccountState, horizon: number): void {
-    const buf = s.buf;
-    while (s.len > 0 && buf[s.head * STRIDE + F_TIME]! <= horizon) {
-      s.head = (s.head + 1) & s.mask;
-      s.len--;
-      this.windowEvents--;
-    }
+    this.windowEvents -= s.pruneThrough(horizon);
   }
 
   /** Inserts in event-time order after any equal times; returns the logical index. */
   private insert(s: AccountState, tx: Transaction): number {
-    if (s.len > s.mask) this.makeRoom(s);
-    const t = tx.eventTimeMs;
-    const amount = tx.amountMinor;
-    const country = countryCode(tx.country);
-    const buf = s.buf;
-    const m = s.mask;
-    const h = s.head;
-    let i = s.len;
-    // Usually zero iterations: events mostly arrive in order, and out-of-order ones are at
-    // most the allowed lateness behind, i.e. near the end. Shifted events now follow the
-    // new one, so their running sums grow by its amount.
-    while (i > 0) {
-      const from = ((h + i - 1) & m) * STRIDE;
-      if (buf[from + F_TIME]! <= t) break;
-      const to = ((h + i) & m) * STRIDE;
-      buf[to] = buf[from]!;
-      buf[to + 1] = buf[from + 1]!;
-      buf[to + 2] = buf[from + 2]!;
-      buf[to + 3] = buf[from + 3]!;
-      buf[to + 4] = buf[from + 4]!;
-      buf[to + 5] = buf[from + 5]!;
-      buf[to + 6] = buf[from + 6]! + amount;
-      i--;
-    }
-    const o = ((h + i) & m) * STRIDE;
-    let base = 0;
-    if (i > 0) {
-      base = buf[((h + i - 1) & m) * STRIDE + F_CUM]!;
-    } else if (s.len > 0) {
-      // Inserted as the oldest: continue from the base of the event now after it.
-      const next = ((h + 1) & m) * STRIDE;
-      base = buf[next + F_CUM]! - amount - buf[next + F_AMOUNT]!;
-    }
-    buf[o + F_TIME] = t;
-    buf[o + F_AMOUNT] = amount;
-    buf[o + F_LAT] = tx.lat;
-    buf[o + F_LON] = tx.lon;
-    buf[o + F_MERCHANT] = merchantHash(tx.merchant_id);
-    buf[o + F_COUNTRY] = country;
-    buf[o + F_CUM] = base + amount;
-    if (s.len === 0) {
-      s.uniformCountry = country;
-      s.minAmountMinor = amount;
-    } else {
-      if (country !== s.uniformCountry) s.uniformCountry = -1;
-      if (amount < s.minAmountMinor) s.minAmountMinor = amount;
-    }
-    s.len++;
+    if (s.ringFull) this.makeRoom(s);
     this.windowEvents++;
-    return i;
+    return s.insert(tx);
   }
 
   /** Grows a full ring (doubling), or at the cap drops the oldest event. */
   private makeRoom(s: AccountState): void {
-    const cap = s.mask + 1;
-    if (cap >= this.maxEventsPerAccount) {
-      s.head = (s.head + 1) & s.mask;
-      s.len--;
+    if (s.capacity >= this.maxEventsPerAccount) {
+      s.dropOldest();
       this.windowEvents--;
       this.windowOverflowDrops++;
       return;
     }
-    const next = newRing(cap * 2);
-    const buf = s.buf;
-    for (let i = 0; i < cap; i++) {
-      const from = ((s.head + i) & s.mask) * STRIDE;
-      const to = i * STRIDE;
-      for (let k = 0; k < STRIDE; k++) next[to + k] = buf[from + k]!;
-    }
-    if (s.buf.length === INITIAL_CAPACITY * STRIDE && this.pool.length < POOL_MAX) this.pool.push(s.buf);
-    s.buf = next;
-    s.head = 0;
-    s.mask = cap * 2 - 1;
+    this.recycle(s.grow());
   }
 }

@@ -1,18 +1,15 @@
 /**
- * `paystream verify` as a function: reads one run's input topic (the record of what was
- * produced), its DLQ, labels and alerts topics, and looks up the warehouse and Redis; returns
- * the reconciliation report (see reconcile.ts for the rules, docs/verify.md for the meaning).
+ * `paystream verify` as a function of its ports: reads one run's input topic (the record of
+ * what was produced), its DLQ, labels and alerts topics, and looks up the warehouse and the
+ * alert store; returns the reconciliation report (see reconcile.ts for the rules,
+ * docs/verify.md for the meaning). Which Kafka, Redis and warehouse stand behind the ports is
+ * src/app/verify.ts's business.
  *
- * Order: connections first (a bad warehouse URL fails before minutes of reading), then the
- * four topics concurrently, then the warehouse row counts over U in chunks, then the alert
- * look-ups.
+ * Order: the input topic must exist, then the four topics are read concurrently (warehouse
+ * row counts over U asked in chunks behind the input's reading), then the alert look-ups.
  */
-import { existsSync } from "node:fs";
-import type { KafkaConnection } from "../adapters/kafka/client.ts";
-import { connectRedis, type Redis } from "../adapters/redis/client.ts";
-import { openWarehouse, parseWarehouseUrl } from "../adapters/warehouse/index.ts";
-import type { InspectableWarehouse } from "../adapters/warehouse/schema.ts";
 import type { ScenarioLabel } from "../contracts/labels.ts";
+import type { AlertReader, InspectableWarehouse, TopicReader } from "../contracts/ports.ts";
 import { CONSUMER_GROUP } from "../contracts/topics.ts";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "../contracts/transaction.ts";
 import { ConfigError } from "../core/errors.ts";
@@ -33,28 +30,21 @@ import {
   selectIncidents,
   type VerifyReport,
 } from "./reconcile.ts";
-import {
-  alertsInRedis,
-  ChunkedKeyCounter,
-  existingTopics,
-  groupLag,
-  readTopicToEnd,
-  type TopicRead,
-} from "./sources.ts";
+import { ChunkedKeyCounter, type TopicRead } from "./sources.ts";
 
-export interface VerifyOptions {
-  brokers: string[];
+/** What verify reads, as ports. The caller opens and closes them. */
+export interface VerifyPorts {
+  topics: TopicReader;
+  alerts: Pick<AlertReader, "existing">;
+  warehouse: Pick<InspectableWarehouse, "countByKey">;
+}
+
+export interface VerifyRunOptions {
   /** Input topic of the run (default payments.transactions). */
   topic: string;
   labelsTopic: string;
   dlqTopic: string;
   alertsTopic: string;
-  /** Redis URL, or an open client (left open). */
-  redisUrl?: string;
-  redis?: Redis;
-  /** Warehouse URL (opened without migrating), or an open warehouse (left open). */
-  warehouseUrl?: string;
-  warehouse?: InspectableWarehouse;
   /** Per topic: the read must reach the end offsets within this long. */
   timeoutMs: number;
   /** Rules whose labelled incidents are checked (default DEFAULT_CHECKED_RULES). */
@@ -64,7 +54,6 @@ export interface VerifyOptions {
   /** Processor consumer group whose lag is reported (a hint, never a failure); null: skip. */
   group?: string | null;
   maxExamples?: number;
-  clientId?: string;
   /** Progress lines (for stderr). */
   onProgress?: (line: string) => void;
 }
@@ -75,141 +64,118 @@ export interface VerifyRun {
   topics: Record<"input" | "dlq" | "labels" | "alerts", Omit<TopicRead, "ranges">>;
 }
 
-/** Opens the warehouse for reading; a DuckDB path that does not exist is a ConfigError (not created). */
-export async function openWarehouseForVerify(url: string): Promise<InspectableWarehouse> {
-  const target = parseWarehouseUrl(url);
-  if (target.kind === "duckdb" && target.path !== ":memory:" && !existsSync(target.path)) {
-    throw new ConfigError("warehouse", `no DuckDB file at ${target.path}`);
-  }
-  return openWarehouse(url, { migrate: false });
-}
-
-export async function verify(opts: VerifyOptions): Promise<VerifyRun> {
+export async function runVerification(ports: VerifyPorts, opts: VerifyRunOptions): Promise<VerifyRun> {
   const t0 = performance.now();
   const say = opts.onProgress ?? (() => {});
   const maxExamples = opts.maxExamples ?? DEFAULT_MAX_EXAMPLES;
   const rules = [...(opts.rules ?? DEFAULT_CHECKED_RULES)];
-  const conn: KafkaConnection = { brokers: opts.brokers, clientId: opts.clientId ?? "paystream-verify" };
   const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const { topics, warehouse } = ports;
 
-  if (!opts.warehouse && !opts.warehouseUrl) throw new ConfigError("warehouse", "is required");
-  if (!opts.redis && !opts.redisUrl) throw new ConfigError("redis.url", "is required");
-  const warehouse = opts.warehouse ?? (await openWarehouseForVerify(opts.warehouseUrl!));
-  let redis: Redis | undefined;
-  try {
-    redis = opts.redis ?? (await connectRedis({ url: opts.redisUrl! }));
-
-    // ---- topics, concurrently (after checking the one that must exist)
-    if (!(await existingTopics(conn, [opts.topic])).has(opts.topic)) {
-      throw new ConfigError("topic", `input topic ${opts.topic} does not exist`);
-    }
-    say(
-      `reading ${opts.topic}, ${opts.dlqTopic}, ${opts.labelsTopic}, ${opts.alertsTopic} to their end offsets`,
-    );
-    const input = new InputTally(opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
-    const dlq = new DlqTally(opts.topic);
-    const labels: ScenarioLabel[] = [];
-    const topicAlerts: AlertRecord[] = [];
-    const readOpts = { timeoutMs: opts.timeoutMs };
-    // Warehouse rows are counted while the input is read: each new id of U joins a chunk,
-    // and full chunks are looked up behind the reading.
-    const rows = new RowCountTally(maxExamples);
-    const rowCounter = new ChunkedKeyCounter(warehouse, "transactions", (ids, counts) =>
-      rows.addChunk(ids, counts),
-    );
-    const [inputRead, dlqRead, labelsRead, alertsRead] = await Promise.all([
-      readTopicToEnd(
-        conn,
-        opts.topic,
-        (m) => {
-          const id = input.add(m.partition, m.offset, m.value);
-          if (id !== undefined) rowCounter.push(id);
-        },
-        {
-          ...readOpts,
-          onProgress: (n) => say(`  ${opts.topic}: ${n} records`),
-        },
-      ),
-      readTopicToEnd(conn, opts.dlqTopic, (m) => dlq.add(m.headers), readOpts),
-      readTopicToEnd(
-        conn,
-        opts.labelsTopic,
-        (m) => {
-          const l = parseScenarioLabel(m.value.toString("utf8"));
-          if (l) labels.push(l);
-        },
-        readOpts,
-      ),
-      readTopicToEnd(
-        conn,
-        opts.alertsTopic,
-        (m) => {
-          const a = parseAlertRecord(m.value.toString("utf8"));
-          if (a) topicAlerts.push(a);
-        },
-        readOpts,
-      ),
-    ]);
-    if (!inputRead.exists) throw new ConfigError("topic", `input topic ${opts.topic} does not exist`);
-    input.ranges = inputRead.ranges;
-    say(
-      `  ${opts.topic}: ${inputRead.records} records in ${secs(inputRead.durationMs)} ` +
-        `(${input.unique.size} unique, ${input.resendRecords} resends, ${input.invalid.size} invalid)`,
-    );
-    let lag: GroupLag | undefined;
-    if (opts.group !== null) {
-      const group = opts.group ?? CONSUMER_GROUP;
-      // Only a hint: a failure here does not stop the verification.
-      lag = await groupLag(conn, group, opts.topic, inputRead.ranges).catch((err: Error) => {
-        say(`  group ${group}: lag unknown (${err.message})`);
-        return undefined;
-      });
-    }
-
-    // ---- warehouse rows: the last chunks of U
-    const t1 = performance.now();
-    await rowCounter.finish();
-    rows.settle(dlq.refusedTransactions);
-    say(`  warehouse: ${rowCounter.checked} ids checked, ${secs(performance.now() - t1)} after the read`);
-
-    // ---- alerts
-    const incidents = selectIncidents(labels, input.unique, new Set(rules));
-    const ids = alertIdsToLookUp(incidents.incidents, topicAlerts, input.unique);
-    const [inRedis, inWarehouse] = await Promise.all([
-      alertsInRedis(redis, ids),
-      warehouse.countByKey("fraud_alerts", ids),
-    ]);
-    const alerts = reconcileAlerts(incidents, topicAlerts, input.unique, inRedis, inWarehouse, maxExamples);
-
-    const report = buildReport(
-      {
-        input,
-        inputRead,
-        warehouse: rows.result,
-        dlq: reconcileDlq(input, dlq, maxExamples),
-        dlqRead,
-        labelsRead,
-        alertsRead,
-        incidents,
-        alerts,
-        rules,
-        ...(lag ? { groupLag: lag } : {}),
-      },
-      maxExamples,
-    );
-    const strip = ({ ranges: _r, ...rest }: TopicRead) => rest;
-    return {
-      report,
-      durationMs: Math.round(performance.now() - t0),
-      topics: {
-        input: strip(inputRead),
-        dlq: strip(dlqRead),
-        labels: strip(labelsRead),
-        alerts: strip(alertsRead),
-      },
-    };
-  } finally {
-    if (!opts.redis) redis?.destroy();
-    if (!opts.warehouse) await warehouse.close().catch(() => {});
+  // ---- topics, concurrently (after checking the one that must exist)
+  if (!(await topics.existingTopics([opts.topic])).has(opts.topic)) {
+    throw new ConfigError("topic", `input topic ${opts.topic} does not exist`);
   }
+  say(
+    `reading ${opts.topic}, ${opts.dlqTopic}, ${opts.labelsTopic}, ${opts.alertsTopic} to their end offsets`,
+  );
+  const input = new InputTally(opts.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+  const dlq = new DlqTally(opts.topic);
+  const labels: ScenarioLabel[] = [];
+  const topicAlerts: AlertRecord[] = [];
+  const readOpts = { timeoutMs: opts.timeoutMs };
+  // Warehouse rows are counted while the input is read: each new id of U joins a chunk,
+  // and full chunks are looked up behind the reading.
+  const rows = new RowCountTally(maxExamples);
+  const rowCounter = new ChunkedKeyCounter(warehouse, "transactions", (ids, counts) =>
+    rows.addChunk(ids, counts),
+  );
+  const [inputRead, dlqRead, labelsRead, alertsRead] = await Promise.all([
+    topics.readToEnd(
+      opts.topic,
+      (m) => {
+        const id = input.add(m.partition, m.offset, m.value, Number(m.timestamp));
+        if (id !== undefined) rowCounter.push(id);
+      },
+      {
+        ...readOpts,
+        onProgress: (n) => say(`  ${opts.topic}: ${n} records`),
+      },
+    ),
+    topics.readToEnd(opts.dlqTopic, (m) => dlq.add(m.headers), readOpts),
+    topics.readToEnd(
+      opts.labelsTopic,
+      (m) => {
+        const l = parseScenarioLabel(m.value.toString("utf8"));
+        if (l) labels.push(l);
+      },
+      readOpts,
+    ),
+    topics.readToEnd(
+      opts.alertsTopic,
+      (m) => {
+        const a = parseAlertRecord(m.value.toString("utf8"));
+        if (a) topicAlerts.push(a);
+      },
+      readOpts,
+    ),
+  ]);
+  if (!inputRead.exists) throw new ConfigError("topic", `input topic ${opts.topic} does not exist`);
+  input.ranges = inputRead.ranges;
+  say(
+    `  ${opts.topic}: ${inputRead.records} records in ${secs(inputRead.durationMs)} ` +
+      `(${input.unique.size} unique, ${input.resendRecords} resends, ${input.invalid.size} invalid)`,
+  );
+  let lag: GroupLag | undefined;
+  if (opts.group !== null) {
+    const group = opts.group ?? CONSUMER_GROUP;
+    // Only a hint: a failure here does not stop the verification.
+    lag = await topics.groupLag(group, opts.topic, inputRead.ranges).catch((err: Error) => {
+      say(`  group ${group}: lag unknown (${err.message})`);
+      return undefined;
+    });
+  }
+
+  // ---- warehouse rows: the last chunks of U
+  const t1 = performance.now();
+  await rowCounter.finish();
+  rows.settle(dlq.refusedTransactions);
+  say(`  warehouse: ${rowCounter.checked} ids checked, ${secs(performance.now() - t1)} after the read`);
+
+  // ---- alerts
+  const incidents = selectIncidents(labels, input.unique, new Set(rules));
+  const ids = alertIdsToLookUp(incidents.incidents, topicAlerts, input.unique);
+  const [inRedis, inWarehouse] = await Promise.all([
+    ports.alerts.existing(ids),
+    warehouse.countByKey("fraud_alerts", ids),
+  ]);
+  const alerts = reconcileAlerts(incidents, topicAlerts, input.unique, inRedis, inWarehouse, maxExamples);
+
+  const report = buildReport(
+    {
+      input,
+      inputRead,
+      warehouse: rows.result,
+      dlq: reconcileDlq(input, dlq, maxExamples),
+      dlqRead,
+      labelsRead,
+      alertsRead,
+      incidents,
+      alerts,
+      rules,
+      ...(lag ? { groupLag: lag } : {}),
+    },
+    maxExamples,
+  );
+  const strip = ({ ranges: _r, ...rest }: TopicRead) => rest;
+  return {
+    report,
+    durationMs: Math.round(performance.now() - t0),
+    topics: {
+      input: strip(inputRead),
+      dlq: strip(dlqRead),
+      labels: strip(labelsRead),
+      alerts: strip(alertsRead),
+    },
+  };
 }

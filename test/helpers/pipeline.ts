@@ -25,12 +25,11 @@ import {
   TrafficGenerator,
 } from "../../src/collector/generator.ts";
 import { Deduper } from "../../src/core/dedup.ts";
-import { Masker } from "../../src/core/masking.ts";
 import type { RuleSet } from "../../src/core/rules.ts";
 import { createLogger } from "../../src/lib/log.ts";
-import { createRegistry } from "../../src/lib/metrics.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
 import { Processor } from "../../src/processor/processor.ts";
+import { testMasker, testRegistry } from "./fixtures.ts";
 import { services, uniqueName } from "./services.ts";
 
 export const conn: KafkaConnection = { brokers: services.kafka, clientId: "paystream-it" };
@@ -107,8 +106,6 @@ export interface TestProcessor {
   close: () => Promise<void>;
 }
 
-export const TEST_PII_KEY = Buffer.from("0123456789abcdef0123456789abcdef", "hex");
-
 export async function startTestProcessor(
   topics: TestTopics,
   rules: RuleSet,
@@ -131,8 +128,8 @@ export async function startTestProcessor(
       warehouse,
       // A short horizon: test claims must not pile up in the shared Redis (maxmemory 2 GB).
       deduper: new Deduper(new RedisDedupStore(redis, 900_000)),
-      masker: new Masker(TEST_PII_KEY),
-      metrics: createProcessorMetrics(createRegistry("it", false)),
+      masker: testMasker(),
+      metrics: createProcessorMetrics(testRegistry("it")),
       log,
     },
     { rules, dlqTopic: topics.dlq, alertsTopic: topics.alerts },
@@ -152,17 +149,7 @@ export async function startTestProcessor(
   };
 }
 
-export async function waitFor(
-  cond: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+export { waitFor } from "./fixtures.ts";
 
 export interface ReadRecord {
   key: string | undefined;
@@ -170,6 +157,8 @@ export interface ReadRecord {
   headers: Map<string, string>;
   partition: number;
   offset: bigint;
+  /** Kafka timestamp, ms since epoch: the processing time the processor decodes with. */
+  timestamp: number;
 }
 
 /** Reads a whole topic from the beginning (until `expected` records or the timeout). */
@@ -187,6 +176,7 @@ export async function readTopic(topic: string, expected: number, timeoutMs = 20_
         headers: m.headers,
         partition: m.partition,
         offset: m.offset,
+        timestamp: Number(m.timestamp),
       });
       if (out.length >= expected) break;
     }

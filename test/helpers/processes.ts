@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
+import { waitFor } from "./fixtures.ts";
 import type { TestTopics } from "./pipeline.ts";
 import { services, uniqueName } from "./services.ts";
 
@@ -24,6 +25,8 @@ export interface Service {
 }
 
 export const PII_KEY = "8f1e2d3c4b5a69788796a5b4c3d2e1f0";
+/** The collector's API token in tests: its write endpoints need one (docs/security-http.md). */
+export const COLLECTOR_TOKEN = "test-collector-token-0123456789";
 
 export function startService(
   name: string,
@@ -58,16 +61,12 @@ export async function getJson<T>(
   }
 }
 
-export async function waitUntil(
+export function waitUntil(
   cond: () => Promise<boolean> | boolean,
   timeoutMs: number,
   what: string,
 ): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  return waitFor(cond, timeoutMs, what, 200);
 }
 
 export interface ProcessorStatus {
@@ -156,6 +155,7 @@ export function startCollector(topics: TestTopics, rate: number, count: number, 
       "127.0.0.1",
     ],
     port,
+    { PAYSTREAM_API_TOKEN: COLLECTOR_TOKEN },
   );
 }
 

@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import type { TransactionRow } from "../../src/contracts/rows.ts";
+import { sampleRow } from "../helpers/fixtures.ts";
 import { uniqueName } from "../helpers/services.ts";
 
 const project = process.env.PAYSTREAM_BIGQUERY_PROJECT;
@@ -22,33 +23,17 @@ if (project && credentials) {
   const dataset = uniqueName("paystream_it").replaceAll("-", "_");
   const T0 = Date.now() - 60_000;
 
-  const row = (i: number): TransactionRow => ({
-    transaction_id: `${dataset}-tx-${i}`,
-    account_id: `acct-${i % 13}`,
-    schema_version: 1,
-    card_bin: "411111",
-    card_last4: "1111",
-    card_token: `ctok_${i.toString(36).padStart(17, "a")}`,
-    name_token: "ntok_aaaaaaaaaaaaaaaaa",
-    email_token: "etok_aaaaaaaaaaaaaaaaa",
-    ip_token: "itok_aaaaaaaaaaaaaaaaa",
-    device_token: "dtok_aaaaaaaaaaaaaaaaa",
-    amount: "12.30",
-    amount_minor: 1230,
-    currency: "EUR",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    country: "FR",
-    city: "Paris",
-    lat: 48.8566,
-    lon: 2.3522,
-    event_time: new Date(T0 + i).toISOString(),
-    event_time_ms: T0 + i,
-    kafka_partition: i % 24,
-    kafka_offset: String(9007199254740993n + BigInt(i)),
-    processed_at_ms: T0 + i + 100,
-    is_late: false,
-  });
+  const row = (i: number): TransactionRow =>
+    sampleRow({
+      transaction_id: `${dataset}-tx-${i}`,
+      account_id: `acct-${i % 13}`,
+      card_token: `ctok_${i.toString(36).padStart(17, "a")}`,
+      event_time: new Date(T0 + i).toISOString(),
+      event_time_ms: T0 + i,
+      kafka_partition: i % 24,
+      kafka_offset: String(9007199254740993n + BigInt(i)),
+      processed_at_ms: T0 + i + 100,
+    });
 
   async function eventually(check: () => Promise<boolean>, timeoutMs = 120_000): Promise<void> {
     const end = Date.now() + timeoutMs;

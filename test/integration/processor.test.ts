@@ -7,13 +7,17 @@ import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { parse as parseYaml } from "yaml";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
 import type { Label, ScenarioLabel } from "../../src/contracts/labels.ts";
 import { AlertKeys } from "../../src/contracts/redis.ts";
 import { findLuhnDigitRuns } from "../../src/core/masking.ts";
 import { parseRules } from "../../src/core/rules.ts";
 import { watchRules } from "../../src/processor/rules-file.ts";
+import {
+  defaultRules as loadDefaultRules,
+  defaultRulesDoc as loadDefaultRulesDoc,
+  txJson,
+} from "../helpers/fixtures.ts";
 import {
   createTestTopics,
   deleteTopics,
@@ -25,8 +29,8 @@ import {
   waitFor,
 } from "../helpers/pipeline.ts";
 
-const defaultRulesDoc = parseYaml(readFileSync("config/rules.default.yaml", "utf8"));
-const defaultRules = parseRules(defaultRulesDoc);
+const defaultRulesDoc = loadDefaultRulesDoc();
+const defaultRules = loadDefaultRules();
 
 interface AlertJson {
   alert_id: string;
@@ -197,23 +201,11 @@ describe("rules reload without restart", () => {
           messages.push({
             topic: topics.input,
             key: account,
-            value: JSON.stringify({
-              schema_version: 1,
+            value: txJson({
               transaction_id: `${account}-${startMs}-${i}`,
               account_id: account,
-              card_number: "4111111111111111",
-              cardholder_name: "R Load",
-              email: "r@example.com",
-              ip_address: "192.0.2.1",
-              device_id: "d",
               amount: "5.00",
               currency: "EUR",
-              merchant_id: "m-1",
-              merchant_category: "5411",
-              country: "DE",
-              city: "Berlin",
-              lat: 52.5,
-              lon: 13.4,
               event_time: new Date(startMs + i * 1000).toISOString(),
             }),
           });

@@ -3,11 +3,9 @@
  * windows from Kafka (the span before the committed offset) before processing new records.
  */
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
-import { parse as parseYaml } from "yaml";
 import { createProducer } from "../../src/adapters/kafka/client.ts";
-import { parseRules } from "../../src/core/rules.ts";
+import { defaultRules, txJson } from "../helpers/fixtures.ts";
 import {
   conn,
   createTestTopics,
@@ -19,29 +17,16 @@ import {
 } from "../helpers/pipeline.ts";
 import { uniqueName } from "../helpers/services.ts";
 
-const rules = parseRules(parseYaml(readFileSync("config/rules.default.yaml", "utf8")));
+const rules = defaultRules();
 
-function tx(account: string, id: string, eventTimeMs: number) {
-  return JSON.stringify({
-    schema_version: 1,
+const tx = (account: string, id: string, eventTimeMs: number) =>
+  txJson({
     transaction_id: id,
     account_id: account,
-    card_number: "5555555555554444",
-    cardholder_name: "Re Covery",
-    email: "re@example.com",
-    ip_address: "198.51.100.9",
-    device_id: "dev-r",
     amount: "12.00",
     currency: "EUR",
-    merchant_id: "m-9",
-    merchant_category: "5411",
-    country: "FR",
-    city: "Paris",
-    lat: 48.85,
-    lon: 2.35,
     event_time: new Date(eventTimeMs).toISOString(),
   });
-}
 
 describe("recovery of window state from Kafka", () => {
   let topics: TestTopics;

@@ -7,24 +7,23 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { DuckDBInstance } from "@duckdb/node-api";
-import { parse as parseYaml } from "yaml";
 import { createAdmin, createProducer } from "../../src/adapters/kafka/client.ts";
 import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
 import type { InspectableWarehouse } from "../../src/adapters/warehouse/schema.ts";
+import { type VerifyOptions, verify } from "../../src/app/verify.ts";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
 import type { Alert } from "../../src/contracts/alert.ts";
 import type { Label, ScenarioLabel } from "../../src/contracts/labels.ts";
 import { AlertKeys } from "../../src/contracts/redis.ts";
 import type { TransactionRow } from "../../src/contracts/rows.ts";
 import { alertId } from "../../src/core/alert.ts";
-import { parseRules } from "../../src/core/rules.ts";
 import { renderTable } from "../../src/verify/reconcile.ts";
-import { type VerifyOptions, verify } from "../../src/verify/verify.ts";
+import { defaultRules } from "../helpers/fixtures.ts";
 import {
   conn,
   createTestTopics,
@@ -38,7 +37,7 @@ import {
 } from "../helpers/pipeline.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
-const rules = parseRules(parseYaml(readFileSync("config/rules.default.yaml", "utf8")));
+const rules = defaultRules();
 
 /** The collector's label keys (src/collector/service.ts): scenario id, Kafka key, or transaction id. */
 function labelKey(l: Label): string {

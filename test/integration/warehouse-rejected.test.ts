@@ -7,12 +7,12 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
+import { verify } from "../../src/app/verify.ts";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
 import { findLuhnDigitRuns } from "../../src/core/masking.ts";
 import { parseRules } from "../../src/core/rules.ts";
 import { decodeTransaction } from "../../src/core/schema.ts";
 import { renderTable } from "../../src/verify/reconcile.ts";
-import { verify } from "../../src/verify/verify.ts";
 import {
   createTestTopics,
   deleteTopics,

@@ -1,11 +1,12 @@
 /**
  * In-process alert store for `paystream up`: the same port as the Redis store, with the
  * same idempotence (keyed by alert id) and a bounded feed of recent alerts for the
- * dashboard. Subscribers get each new alert once, like Redis PUBLISH.
+ * dashboard. Subscribers get each new alert once, like Redis PUBLISH. EmbeddedAlertReader
+ * reads it back through the same port as the Redis reader.
  */
 import { EventEmitter } from "node:events";
-import type { Alert } from "../../contracts/alert.ts";
-import type { AlertStore } from "../../contracts/ports.ts";
+import { type Alert, alertToJson } from "../../contracts/alert.ts";
+import type { AlertReader, AlertStore } from "../../contracts/ports.ts";
 
 export class EmbeddedAlertStore implements AlertStore {
   readonly #byId = new Map<string, Alert>();
@@ -57,5 +58,26 @@ export class EmbeddedAlertStore implements AlertStore {
 
   async close(): Promise<void> {
     this.events.removeAllListeners();
+  }
+}
+
+export class EmbeddedAlertReader implements AlertReader {
+  readonly source = "embedded alert store";
+  readonly #store: EmbeddedAlertStore;
+
+  constructor(store: EmbeddedAlertStore) {
+    this.#store = store;
+  }
+
+  async latest(limit: number): Promise<unknown[]> {
+    return this.#store.recent(limit).map((a) => JSON.parse(alertToJson(a)) as unknown);
+  }
+
+  async activeAccounts(sinceMs: number): Promise<number> {
+    return this.#store.activeAccounts(sinceMs);
+  }
+
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    return new Set(ids.filter((id) => this.#store.get(id) !== undefined));
   }
 }

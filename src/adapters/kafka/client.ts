@@ -129,6 +129,19 @@ export async function waitForLeaders(
 
 export type StringProducer = Producer<string, string | Buffer, string, string>;
 
+/**
+ * How long the client retries one produce request by itself: 100 ms doubling to 1 s, about
+ * 15 s in all (a dropped connection, a leader moving, a broker restarting). Those retries
+ * reuse the request's producer id and sequence numbers, so the broker drops a copy it
+ * already appended; a retry by our caller after the client gave up goes out under a new
+ * producer id and can duplicate the last request. Past this the send fails (retriable), so
+ * outages show in health and a stop is never held longer than this.
+ */
+export const PRODUCE_RETRIES = 18;
+export function produceRetryDelay(_client: unknown, _op: string, attempt: number): number {
+  return Math.min(1000, 100 * 2 ** Math.max(0, attempt - 1));
+}
+
 export function createProducer(
   conn: KafkaConnection,
   opts: Partial<ProducerOptions<string, string | Buffer, string, string>> = {},
@@ -136,10 +149,12 @@ export function createProducer(
   return new Producer<string, string | Buffer, string, string>({
     clientId: conn.clientId,
     bootstrapBrokers: conn.brokers,
-    // acks=all + idempotence: a retried send never duplicates a record in the log.
+    // acks=all + idempotence: a retried request never duplicates a record in the log. (The
+    // client then keeps one request on the wire per broker; KafkaSink sends one at a time.)
     acks: -1,
     idempotent: true,
-    retries: 5,
+    retries: PRODUCE_RETRIES,
+    retryDelay: produceRetryDelay,
     serializers: {
       key: (k?: string) => (k === undefined ? undefined : Buffer.from(k)),
       value: (v?: string | Buffer) =>

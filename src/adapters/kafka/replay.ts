@@ -7,10 +7,19 @@
  * Uses plain Fetch and ListOffsets requests (the client's `fetch` and `listOffsets*`), which
  * do not touch group membership or the stream's fetch position.
  */
+import { ProtocolError } from "@platformatic/kafka";
 import type { InRecord } from "../../contracts/ports.ts";
 import type { RawConsumer } from "./client.ts";
 
 const PARTITION_MAX_BYTES = 4 * 1024 * 1024;
+
+function protocolError(code: number): Error | undefined {
+  try {
+    return new ProtocolError(code);
+  } catch {
+    return undefined; // a code newer than the client's table
+  }
+}
 
 export interface ReplayRange {
   /** First offset to replay (inclusive). */
@@ -89,8 +98,11 @@ export async function readRange(
     });
     const part = res.responses[0]?.partitions[0];
     if (!part) break;
+    // The client's own error for the code, so that callers can tell final from passing.
     if (part.errorCode !== 0)
-      throw new Error(`replay fetch of ${topic}/${partition} failed: error ${part.errorCode}`);
+      throw new Error(`replay fetch of ${topic}/${partition} failed: error ${part.errorCode}`, {
+        cause: protocolError(part.errorCode),
+      });
     // Records before the log start were deleted by retention: start from what exists.
     if (offset < part.logStartOffset) offset = part.logStartOffset;
     const out: InRecord[] = [];

@@ -1,5 +1,5 @@
 /**
- * Alerts into Redis for live consumers, in one pipelined round trip per batch:
+ * Alerts into Redis for live consumers (RedisAlertStore), in one pipelined round trip per batch:
  *   fraud:alert:<id>        hash, TTL                  — the alert itself, idempotent by id
  *   fraud:alerts            stream, capped (~MAXLEN)   — ordered feed; entry id derived from the alert
  *   fraud:active_accounts   sorted set, score = time   — who is alerting now
@@ -8,11 +8,15 @@
  * Replays must not add a second copy: the hash is rewritten in place, and the stream entry is
  * guarded by `HSETNX fraud:alert:<id> streamed 1` evaluated in a Lua script so the XADD and
  * PUBLISH happen only the first time an alert id is seen.
+ *
+ * RedisAlertReader reads them back: the stream and the zset for the dashboard's feed, the
+ * hashes for `paystream verify`.
  */
 import type { Alert } from "../../contracts/alert.ts";
 import { alertToJson } from "../../contracts/alert.ts";
-import type { AlertStore } from "../../contracts/ports.ts";
+import type { AlertReader, AlertStore } from "../../contracts/ports.ts";
 import { AlertKeys } from "../../contracts/redis.ts";
+import { redactUrl } from "../../lib/url.ts";
 import type { Redis } from "./client.ts";
 
 // KEYS[1]=alert hash, KEYS[2]=stream, KEYS[3]=zset; ARGV: ttl, maxlen, account, score, json, channel, field/value pairs...
@@ -96,4 +100,49 @@ export class RedisAlertStore implements AlertStore {
   }
 
   async close(): Promise<void> {}
+}
+
+export class RedisAlertReader implements AlertReader {
+  readonly #redis: Redis;
+  readonly source: string;
+
+  /** `url` only names the source (password redacted); the client is the caller's to close. */
+  constructor(redis: Redis, url?: string) {
+    this.#redis = redis;
+    this.source = `redis ${url ? `${redactUrl(url)} ` : ""}(${AlertKeys.stream})`;
+  }
+
+  async latest(limit: number): Promise<unknown[]> {
+    const entries = await this.#redis.xRevRange(AlertKeys.stream, "+", "-", { COUNT: limit });
+    const out: unknown[] = [];
+    for (const e of entries ?? []) {
+      const json = e.message.alert;
+      if (typeof json !== "string") continue;
+      try {
+        out.push(JSON.parse(json));
+      } catch {
+        // not an alert entry: skip it
+      }
+    }
+    return out;
+  }
+
+  activeAccounts(sinceMs: number): Promise<number> {
+    return this.#redis.zCount(AlertKeys.activeAccounts, sinceMs, "+inf");
+  }
+
+  /** Pipelined EXISTS on the `fraud:alert:<id>` hashes, 1,000 per round trip. */
+  async existing(ids: readonly string[]): Promise<Set<string>> {
+    const present = new Set<string>();
+    for (let i = 0; i < ids.length; i += 1000) {
+      const chunk = ids.slice(i, i + 1000);
+      const pipe = this.#redis.multi();
+      for (const id of chunk) pipe.exists(AlertKeys.alert(id));
+      const res = await pipe.execAsPipeline();
+      res.forEach((n, j) => {
+        if (Number(n) > 0) present.add(chunk[j]!);
+      });
+    }
+    return present;
+  }
 }

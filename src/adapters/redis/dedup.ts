@@ -9,12 +9,12 @@
  *
  * `SET key owner NX GET EX ttl` does claim-and-read in one command (Redis ≥ 7.0).
  */
-import type { DedupClaim, SharedDedupStore } from "../../core/dedup.ts";
+import type { DedupClaim, DedupStore } from "../../contracts/ports.ts";
 import type { Redis } from "./client.ts";
 
 export const DEDUP_KEY_PREFIX = "ps:dedup:";
 
-export class RedisDedupStore implements SharedDedupStore {
+export class RedisDedupStore implements DedupStore {
   readonly #redis: Redis;
   readonly #ttlSeconds: number;
 

@@ -15,7 +15,7 @@
  * null for a SQL NULL.
  */
 import type { Alert } from "../../contracts/alert.ts";
-import type { Warehouse } from "../../contracts/ports.ts";
+import type { KeyedTableName } from "../../contracts/ports.ts";
 import type { TransactionRow } from "../../contracts/rows.ts";
 import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
 
@@ -104,28 +104,9 @@ export interface AlertRow {
   figures: string;
 }
 
-/**
- * The warehouse port plus the read-side helpers used by tests and `paystream verify`.
- * Every backend implements them.
- */
-export interface InspectableWarehouse extends Warehouse {
-  countTransactions(): Promise<number>;
-  countAlerts(): Promise<number>;
-  /** transaction_ids stored more than once: always empty where the key is enforced. */
-  duplicateTransactionIds(): Promise<string[]>;
-  /** Every stored alert_id, sorted. */
-  alertIds(): Promise<string[]>;
-  /**
-   * Rows stored per primary-key value, for the given keys only: `transaction_id` in
-   * `transactions`, `alert_id` in `fraud_alerts`. A key with no row is absent from the map; a
-   * count above 1 is only possible where the key is not enforced (BigQuery). Takes any number
-   * of keys and queries them in chunks (never one query per key). Used by `paystream verify`.
-   */
-  countByKey(table: KeyedTableName, keys: readonly string[]): Promise<Map<string, number>>;
-}
-
-/** The tables countByKey reads, each counted by its primary key. */
-export type KeyedTableName = "transactions" | "fraud_alerts";
+// The read side lives with the ports (services read the warehouse through it); re-exported
+// here for the backends and tests that import it from their own folder.
+export type { InspectableWarehouse, KeyedTableName } from "../../contracts/ports.ts";
 
 /** The primary-key column countByKey counts by, per table. */
 export function keyColumnOf(table: KeyedTableName): string {

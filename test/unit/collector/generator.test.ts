@@ -1,9 +1,11 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { DEFAULT_FAULT_RATES, MALFORMED_AGE_MS, MALFORMED_FUTURE_MS } from "../../../src/collector/faults.ts";
 import {
-  DEFAULT_FAULT_RATES,
+  DEFAULT_RULE_COOLDOWN_MS,
   type GeneratedRecord,
   type GeneratorOptions,
+  SCENARIO_QUIET_MS,
   TrafficGenerator,
 } from "../../../src/collector/generator.ts";
 import { Population } from "../../../src/collector/population.ts";
@@ -34,7 +36,10 @@ interface Emitted {
   tx: Transaction | null;
 }
 
-/** Runs a generator at `rate` records/s in batches of `rate / 10` (a fill every 100 ms). */
+/**
+ * Runs a generator at `rate` records/s in batches of `rate / 10` (a fill every 100 ms).
+ * Records are decoded as the processor does, with the emission time as processing time.
+ */
 function run(gen: TrafficGenerator, seconds: number, rate: number, start = T0): Emitted[] {
   const out: GeneratedRecord[] = [];
   const emitted: Emitted[] = [];
@@ -44,7 +49,7 @@ function run(gen: TrafficGenerator, seconds: number, rate: number, start = T0): 
     for (const rec of out) {
       let tx: Transaction | null = null;
       if (rec.kind !== "malformed") {
-        const d = decodeTransaction(rec.value);
+        const d = decodeTransaction(rec.value, {}, now);
         assert.ok(d.ok, `${rec.kind} record failed validation: ${d.ok ? "" : d.detail}\n${rec.value}`);
         tx = d.tx;
       }
@@ -252,18 +257,47 @@ describe("TrafficGenerator: records", () => {
 
   it("makes malformed records fail decoding with exactly the labelled reason", () => {
     const reasons = new Set<string>();
-    for (const { rec } of sample) {
+    for (const { rec, now } of sample) {
       if (rec.kind !== "malformed") continue;
       const label = rec.label;
       assert.ok(label?.type === "malformed");
       assert.equal(rec.transactionId, null);
       assert.equal(label.key, rec.key);
-      const d = decodeTransaction(rec.value);
+      // As the processor decodes: default limits, processing time = when it was sent.
+      const d = decodeTransaction(rec.value, {}, now);
       assert.ok(!d.ok, `malformed record decoded: ${rec.value}`);
       assert.equal(d.reason, label.reason, `${label.detail}: got ${d.reason} (${d.detail})`);
       reasons.add(label.reason);
     }
     assert.deepEqual([...reasons].sort(), Object.values(DlqReasons).sort(), "every DLQ reason is exercised");
+  });
+
+  it("dates the future and too-old malformations 1 h ahead of and 8 days behind the time they are sent", () => {
+    const gen = new TrafficGenerator({
+      seed: 6,
+      accounts: 1_000,
+      faultRates: { duplicate: 0, late: 0, outOfOrder: 0, malformed: 1 },
+    });
+    const seen = new Map<string, number>();
+    for (let now = T0; now < T0 + 2_000; now += 7) {
+      for (const rec of gen.fill([], 10, now)) {
+        const label = rec.label as Extract<Label, { type: "malformed" }>;
+        const expected =
+          label.reason === DlqReasons.eventTimeInFuture
+            ? now + MALFORMED_FUTURE_MS
+            : label.reason === DlqReasons.eventTimeTooOld
+              ? now - MALFORMED_AGE_MS
+              : undefined;
+        if (expected === undefined) continue;
+        const tx = JSON.parse(rec.value) as { event_time: string };
+        assert.equal(tx.event_time, new Date(expected).toISOString(), label.detail);
+        // Only processing time makes them invalid: the rest of the record is a valid transaction.
+        assert.ok(decodeTransaction(rec.value).ok, rec.value);
+        seen.set(label.reason, (seen.get(label.reason) ?? 0) + 1);
+      }
+    }
+    assert.ok((seen.get(DlqReasons.eventTimeInFuture) ?? 0) > 100, JSON.stringify([...seen]));
+    assert.ok((seen.get(DlqReasons.eventTimeTooOld) ?? 0) > 100, JSON.stringify([...seen]));
   });
 
   it("covers every DLQ reason, oversized included, under a custom size limit", () => {
@@ -278,7 +312,7 @@ describe("TrafficGenerator: records", () => {
     for (const rec of out) {
       assert.equal(rec.kind, "malformed");
       const label = rec.label as Extract<Label, { type: "malformed" }>;
-      const d = decodeTransaction(rec.value, 2_048);
+      const d = decodeTransaction(rec.value, { maxMessageBytes: 2_048 }, T0);
       assert.ok(!d.ok);
       assert.equal(d.reason, label.reason, label.detail);
       if (label.reason === DlqReasons.oversized) assert.ok(Buffer.byteLength(rec.value) > 2_048);
@@ -544,6 +578,82 @@ describe("TrafficGenerator: scenarios", () => {
     assert.equal(gen.counters().scenariosSkipped.card_testing, 1);
     assert.throws(() => gen.injectScenario("nope" as ScenarioType, T0), ConfigError);
   });
+
+  it("gives an account no incident of a rule within that rule's cooldown + SCENARIO_QUIET_MS of its last one", () => {
+    // 300 accounts, two types at 1 incident per account-hour each, for 40 min: ~200 incidents
+    // per type, so accounts are taken again and again, and without the guard some inside the
+    // 300 s cooldown. One normal record per second keeps accounts quiet enough to be taken;
+    // next() is called until it returns a normal record, so due incident records never wait.
+    const incidentsOf = (ruleCooldownMs?: number) => {
+      const gen = new TrafficGenerator({
+        seed: 12,
+        accounts: 300,
+        scenarioRates: {
+          velocity_burst: 1,
+          card_testing: 1,
+          geo_velocity: 0,
+          merchant_spread: 0,
+          amount_spike: 0,
+        },
+        faultRates: { duplicate: 0, late: 0, outOfOrder: 0, malformed: 0 },
+        ...(ruleCooldownMs === undefined ? {} : { ruleCooldownMs }),
+      });
+      const labels: ScenarioLabel[] = [];
+      for (let now = T0; now < T0 + 2_400_000; now += 1_000) {
+        for (let rec = gen.next(now); ; rec = gen.next(now)) {
+          if (rec.label?.type === "scenario") labels.push(rec.label);
+          if (rec.kind !== "scenario") break;
+        }
+      }
+      assert.deepEqual(
+        Object.values(gen.counters().scenariosSkipped),
+        [0, 0, 0, 0, 0],
+        "no incident skipped",
+      );
+      return labels;
+    };
+    /** End-to-start gaps between an account's consecutive incidents: of one rule, and of two different rules. */
+    const gaps = (labels: ScenarioLabel[]) => {
+      const sameRule: number[] = [];
+      const otherRule: number[] = [];
+      const lastOfRule = new Map<string, ScenarioLabel>();
+      const last = new Map<string, ScenarioLabel>();
+      for (const l of [...labels].sort((a, b) => a.started_at - b.started_at)) {
+        const prevSame = lastOfRule.get(`${l.account_id} ${l.expected_rule}`);
+        if (prevSame !== undefined) sameRule.push(l.started_at - prevSame.completed_at);
+        const prev = last.get(l.account_id);
+        if (prev !== undefined && prev.expected_rule !== l.expected_rule)
+          otherRule.push(l.started_at - prev.completed_at);
+        lastOfRule.set(`${l.account_id} ${l.expected_rule}`, l);
+        last.set(l.account_id, l);
+      }
+      return { sameRule, otherRule };
+    };
+
+    const guarded = gaps(incidentsOf());
+    assert.ok(guarded.sameRule.length >= 30, `${guarded.sameRule.length} accounts took the same rule again`);
+    const least = Math.min(...guarded.sameRule);
+    assert.ok(
+      least >= DEFAULT_RULE_COOLDOWN_MS + SCENARIO_QUIET_MS,
+      `same rule again ${least} ms after the last`,
+    );
+    // Per rule, not per account: another rule's incident may come sooner.
+    assert.ok(
+      Math.min(...guarded.otherRule) < DEFAULT_RULE_COOLDOWN_MS,
+      "another rule's incident within 300 s",
+    );
+
+    // With the guard off the same population reuses accounts inside the cooldown: the check above can fail.
+    const unguarded = gaps(incidentsOf(0)).sameRule;
+    assert.ok(
+      unguarded.filter((g) => g < DEFAULT_RULE_COOLDOWN_MS).length >= 5,
+      "reuse within 300 s unguarded",
+    );
+    // A longer cooldown (a rules file that sets one) is honoured too.
+    const longer = gaps(incidentsOf(600_000)).sameRule;
+    assert.ok(longer.length >= 30, `${longer.length} accounts took the same rule again`);
+    assert.ok(Math.min(...longer) >= 600_000 + SCENARIO_QUIET_MS);
+  });
 });
 
 describe("TrafficGenerator: API", () => {
@@ -591,6 +701,7 @@ describe("TrafficGenerator: API", () => {
     field({ scenarioRates: { geo_velocity: Number.NaN } }, "scenarioRates.geo_velocity");
     field({ lateMaxMs: 500 }, "lateMaxMs");
     field({ maxMessageBytes: 100 }, "maxMessageBytes");
+    field({ ruleCooldownMs: -1 }, "ruleCooldownMs");
     const gen = new TrafficGenerator({ population });
     assert.throws(() => gen.setFaultRates({ outOfOrder: 2 }), ConfigError);
   });

@@ -1,18 +1,20 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
-  CATEGORY,
-  CITIES,
-  farCities,
-  GEO_MIN_KM,
   HIGH_AMOUNT_MAX_MEAN_MULTIPLE,
   HIGH_AMOUNT_MINOR,
-  MERCHANT_CATEGORIES,
-  MIN_MERCHANTS,
   NORMAL_AMOUNT_FLOOR_MINOR,
   Population,
 } from "../../../src/collector/population.ts";
 import { Rng } from "../../../src/collector/random.ts";
+import {
+  CATEGORY,
+  CITIES,
+  farCities,
+  GEO_MIN_KM,
+  MERCHANT_CATEGORIES,
+  MIN_MERCHANTS,
+} from "../../../src/collector/world.ts";
 import { ConfigError } from "../../../src/core/errors.ts";
 import { haversineKm } from "../../../src/core/rules.ts";
 import { luhnValid, validateTransaction } from "../../../src/core/schema.ts";

@@ -7,8 +7,7 @@ import { describe, it } from "node:test";
 import type { CollectorConfig } from "../../../src/collector/config.ts";
 import { Collector } from "../../../src/collector/service.ts";
 import type { OutRecord, RecordSink } from "../../../src/contracts/ports.ts";
-import { createLogger } from "../../../src/lib/log.ts";
-import { createRegistry } from "../../../src/lib/metrics.ts";
+import { silentLogger, testRegistry } from "../../helpers/fixtures.ts";
 
 const cfg: CollectorConfig = {
   brokers: [],
@@ -48,7 +47,7 @@ describe("collector stop", () => {
     timeout: 10_000,
   }, async () => {
     const sink = new Sink();
-    const c = new Collector(cfg, sink, createLogger("t", "silent"), createRegistry("t", false));
+    const c = new Collector(cfg, sink, silentLogger("t"), testRegistry("t"));
     c.start();
     await new Promise((r) => setTimeout(r, 200));
     await c.stop(300);
@@ -60,7 +59,7 @@ describe("collector stop", () => {
   it("flushes everything when the broker takes it within the grace period", async () => {
     const sink = new Sink();
     sink.refuse = false;
-    const c = new Collector(cfg, sink, createLogger("t", "silent"), createRegistry("t", false));
+    const c = new Collector(cfg, sink, silentLogger("t"), testRegistry("t"));
     c.start();
     await new Promise((r) => setTimeout(r, 200));
     await c.stop(5000);

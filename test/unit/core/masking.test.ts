@@ -2,38 +2,28 @@ import assert from "node:assert/strict";
 import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import type { Transaction } from "../../../src/contracts/transaction.ts";
-import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
-import { findLuhnDigitRuns, HmacSha256, Masker } from "../../../src/core/masking.ts";
-import { luhnCheckDigit, luhnValid } from "../../../src/core/schema.ts";
+import { Masker } from "../../../src/core/masking.ts";
+import { findLuhnDigitRuns } from "../../../src/core/pan.ts";
+import { PiiTokenizer, TOKEN_KINDS } from "../../../src/core/pii-tokens.ts";
+import { luhnCheckDigit } from "../../../src/core/schema.ts";
+import { TwoGenerationCache } from "../../../src/core/token-cache.ts";
+import { decodedTx, TEST_PAN, TEST_PII_KEY } from "../../helpers/fixtures.ts";
 
-const KEY = Buffer.from("0123456789abcdef0123456789abcdef");
+const KEY = TEST_PII_KEY;
 const OTHER_KEY = Buffer.from("fedcba9876543210fedcba9876543210");
-const PAN = "4111111111111111";
+const PAN = TEST_PAN;
 
+/** The sample transaction with an e-mail holding the surname, a long device id and a fractional amount. */
 function tx(patch: Partial<Transaction> = {}): Transaction {
-  return {
-    schema_version: 1,
-    transaction_id: "7b0e4c1e-8f3a-4c52-9d7e-2f1a3b4c5d6e",
-    account_id: "acct-1",
-    card_number: PAN,
-    cardholder_name: "Ada Lovelace",
+  return decodedTx({
     email: "ada.lovelace@example.com",
-    ip_address: "198.51.100.4",
     device_id: "device-7f3a9c",
     amount: "1234.5",
-    currency: "GBP",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    country: "GB",
-    city: "London",
     lat: 51.507351,
     lon: -0.127758,
-    event_time: "2026-11-25T10:00:00.123Z",
-    amountMinor: 123_450,
-    eventTimeMs: Date.parse("2026-11-25T10:00:00.123Z"),
     ...patch,
-  };
+  });
 }
 
 /** A random Luhn-valid PAN of the given length and first digit. */
@@ -104,6 +94,23 @@ describe("Masker", () => {
     assert.equal(m.cacheStats().device.entries, 0);
   });
 
+  it("runs no HMAC for a memoised account, one per new value, none to switch back", () => {
+    const m = new Masker(KEY);
+    m.maskTransaction(tx());
+    assert.equal(m.tokensComputed, 5, "card, name, email, IP, device");
+    for (let i = 0; i < 10; i++) m.maskTransaction(tx());
+    assert.equal(m.tokensComputed, 5, "a memo hit computes nothing");
+    const other = { card_number: "5555555555554444", ip_address: "203.0.113.9", device_id: "device-2" };
+    m.maskTransaction(tx(other));
+    assert.equal(m.tokensComputed, 8, "a new card, IP and device cost one token each");
+    for (let i = 0; i < 10; i++) m.maskTransaction(tx(i % 2 === 0 ? {} : other));
+    assert.equal(m.tokensComputed, 8, "switching back and forth between them costs none");
+    const card = m.cardOf(tx());
+    assert.equal(m.tokensComputed, 8, "an alert's card comes from the memo");
+    assert.deepEqual(card, m.maskCard(PAN));
+    assert.deepEqual(m.cardOf(tx(other)), m.maskCard(other.card_number));
+  });
+
   it("refuses a missing or short key", () => {
     for (const key of [Buffer.alloc(0), Buffer.alloc(15)]) {
       assert.throws(
@@ -114,33 +121,60 @@ describe("Masker", () => {
   });
 });
 
-describe("HmacSha256", () => {
-  const hex = (mac: HmacSha256, value: string) => mac.digest(value).toString("hex");
+describe("PiiTokenizer", () => {
+  /** The documented construction, computed the plain way. */
+  const reference = (key: Buffer, kind: string, value: string) => {
+    const subkey = createHmac("sha256", key).update(`paystream/pii-token/v1/${kind}`).digest();
+    return createHmac("sha256", subkey).update(value, "utf8").digest().toString("base64url", 0, 16);
+  };
 
-  it("matches RFC 4231 test cases 2 and 6 (short key, key longer than a block)", () => {
-    assert.equal(
-      hex(new HmacSha256(Buffer.from("Jefe")), "what do ya want for nothing?"),
-      "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
-    );
-    assert.equal(
-      hex(new HmacSha256(Buffer.alloc(131, 0xaa)), "Test Using Larger Than Block-Size Key - Hash Key First"),
-      "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
-    );
-  });
-
-  it("is byte-for-byte createHmac on random keys and values, across block boundaries and UTF-8", () => {
+  it("is the first 128 bits of HMAC-SHA256 under the kind's subkey, base64url, on random keys and values", () => {
     const alphabet = ["a", "Z", "0", " ", "@", "é", "漢", "😀", "\ud800", "\u0000"];
     for (let i = 0; i < 3000; i++) {
       const key = randomBytes([16, 32, 64, 65, 100][i % 5]!);
+      const kind = TOKEN_KINDS[i % TOKEN_KINDS.length]!;
       const len = i % 300;
       let value = "";
       for (let k = 0; k < len; k++) value += alphabet[(k * 7 + i) % (i % 3 === 0 ? 4 : alphabet.length)];
-      assert.equal(
-        hex(new HmacSha256(key), value),
-        createHmac("sha256", key).update(value).digest("hex"),
-        value,
-      );
+      if (kind === "email" || kind === "ip") value = value.trim().toLowerCase();
+      assert.equal(new PiiTokenizer(key).token(kind, value), reference(key, kind, value), value);
     }
+  });
+
+  it("gets every 22nd character right (the one the 16-byte encoding zero-pads)", () => {
+    // Each of the 4 possible last characters of a 16-byte base64url, many times over.
+    const tok = new PiiTokenizer(KEY);
+    const seen = new Set<string>();
+    for (let i = 0; i < 2000; i++) {
+      const t = tok.token("device", `d-${i}`);
+      assert.equal(t, reference(KEY, "device", `d-${i}`));
+      seen.add(t[21]!);
+    }
+    assert.deepEqual([...seen].sort(), ["A", "Q", "g", "w"]);
+  });
+
+  it("counts the HMACs it runs", () => {
+    const tok = new PiiTokenizer(KEY);
+    tok.token("name", "a");
+    tok.token("name", "a");
+    assert.equal(tok.computed, 2);
+  });
+});
+
+describe("TwoGenerationCache", () => {
+  it("keeps at most two generations and promotes old hits", () => {
+    const c = new TwoGenerationCache<number>(2);
+    c.set("a", 1);
+    c.set("b", 2);
+    c.set("c", 3); // a, b become old
+    assert.equal(c.get("a"), 1); // promoted into the young generation
+    c.set("d", 4); // young (c, a) becomes old; b is dropped
+    assert.equal(c.get("b"), undefined);
+    assert.equal(c.get("a"), 1);
+    assert.ok(c.size <= 4);
+    assert.deepEqual(c.stats(), { hits: 2, misses: 1, entries: c.size });
+    c.clear();
+    assert.equal(c.size, 0);
   });
 });
 
@@ -212,47 +246,5 @@ describe("maskTransaction", () => {
       assert.deepEqual(findLuhnDigitRuns(json), [], json);
       assert.ok(!json.includes(pan));
     }
-  });
-});
-
-describe("findLuhnDigitRuns", () => {
-  it("finds Luhn-valid 12-19 digit runs in text and JSON", () => {
-    assert.deepEqual(findLuhnDigitRuns(`{"card_number":"${PAN}"}`), [PAN]);
-    assert.deepEqual(findLuhnDigitRuns(`paid with ${PAN}.`), [PAN]);
-    assert.deepEqual(findLuhnDigitRuns(`pan=378282246310005 and 5555555555554444`), [
-      "378282246310005",
-      "5555555555554444",
-    ]);
-    const pan19 = randomPan(19);
-    assert.deepEqual(findLuhnDigitRuns(`${pan19}`), [pan19]);
-  });
-
-  it("ignores Luhn-invalid runs and runs outside 12-19 digits", () => {
-    assert.deepEqual(findLuhnDigitRuns("4111111111111112"), []);
-    assert.deepEqual(findLuhnDigitRuns(`${PAN}0000`), []);
-    assert.deepEqual(findLuhnDigitRuns("41111111118"), []);
-  });
-
-  it("does not report ids, tokens, decimals and epoch milliseconds", () => {
-    const m = new Masker(randomBytes(32));
-    let misses = 0;
-    for (let i = 0; i < 20_000; i++) {
-      const text = JSON.stringify({
-        uuid: randomUUID(),
-        hex: randomBytes(16).toString("hex"),
-        token: m.token("device", `d${i}`),
-        alert: alertId("r", `a${i}`, randomUUID()),
-        ms: 1_600_000_000_000 + Math.floor(Math.random() * 1e12),
-        lat: Math.random() * 180 - 90,
-      });
-      if (findLuhnDigitRuns(text).length > 0) misses++;
-    }
-    assert.equal(misses, 0);
-    // Digit-only hex segments would otherwise pass Luhn one time in ten.
-    assert.deepEqual(findLuhnDigitRuns(`id-${PAN}`), []);
-    assert.deepEqual(findLuhnDigitRuns(`0.${PAN}`), []);
-    const epochMs = `173255040000${luhnCheckDigit("173255040000")}`;
-    assert.ok(luhnValid(epochMs));
-    assert.deepEqual(findLuhnDigitRuns(`"t":${epochMs}`), []);
   });
 });

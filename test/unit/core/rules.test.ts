@@ -1,48 +1,23 @@
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { parse as parseYaml } from "yaml";
 import type { Alert } from "../../../src/contracts/alert.ts";
 import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
 import { evaluate, haversineKm, parseRules, type RuleSet } from "../../../src/core/rules.ts";
 import { WindowStore } from "../../../src/core/window.ts";
+import {
+  defaultRules,
+  defaultRulesDoc,
+  oneRule as one,
+  PARIS,
+  T0,
+  txAt as tx,
+} from "../../helpers/fixtures.ts";
 
-const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
 const NOW = T0 + 3_600_000;
-const PARIS = { lat: 48.8566, lon: 2.3522, country: "FR", city: "Paris" };
 const NEW_YORK = { lat: 40.7128, lon: -74.006, country: "US", city: "New York" };
 const LYON = { lat: 45.764, lon: 4.8357, country: "FR", city: "Lyon" };
-let seq = 0;
-
-function tx(account: string, atMs: number, patch: Partial<Transaction> = {}): Transaction {
-  seq++;
-  return {
-    schema_version: 1,
-    transaction_id: `tx-${seq}`,
-    account_id: account,
-    card_number: "4111111111111111",
-    cardholder_name: "Ada Lovelace",
-    email: "ada@example.com",
-    ip_address: "198.51.100.4",
-    device_id: "dev-1",
-    amount: "10.00",
-    currency: "EUR",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    event_time: new Date(atMs).toISOString(),
-    amountMinor: 1000,
-    eventTimeMs: atMs,
-    ...PARIS,
-    ...patch,
-  };
-}
-
-/** A rules set with one rule of the given type (defaults unless overridden). */
-function one(type: string, fields: Record<string, unknown> = {}): RuleSet {
-  return parseRules({ version: 1, rules: [{ id: type, type, ...fields }] });
-}
 
 /** Feeds transactions through a fresh store, returning the alerts per transaction. */
 class Harness {
@@ -73,9 +48,7 @@ function rulesError(doc: unknown, pattern: RegExp): void {
 
 describe("shipped rules file", () => {
   it("config/rules.default.yaml parses to the six agreed rules", () => {
-    const doc = parseYaml(
-      readFileSync(new URL("../../../config/rules.default.yaml", import.meta.url), "utf8"),
-    );
+    const doc = defaultRulesDoc();
     const set = parseRules(doc);
     const byId = Object.fromEntries(set.rules.map((r) => [r.id, r]));
     assert.equal(set.rules.length, 6);
@@ -115,9 +88,7 @@ describe("shipped rules file", () => {
   });
 
   it("omitted fields take the same defaults as the shipped file", () => {
-    const doc = parseYaml(
-      readFileSync(new URL("../../../config/rules.default.yaml", import.meta.url), "utf8"),
-    );
+    const doc = defaultRulesDoc();
     const shipped = parseRules(doc).rules;
     const minimal = parseRules({
       version: 1,
@@ -441,6 +412,30 @@ describe("merchant_spread", () => {
   });
 });
 
+describe("evaluation scratch", () => {
+  it("belongs to each rule set: sets with different distinct-count thresholds share one window store", () => {
+    // Distinct ids: cooldowns on the shared state are per rule id.
+    const small = parseRules({ version: 1, rules: [{ id: "small", type: "merchant_spread", threshold: 3 }] });
+    const large = parseRules({
+      version: 1,
+      rules: [{ id: "large", type: "merchant_spread", threshold: 40 }],
+    });
+    assert.notEqual(small.scratch, large.scratch);
+    const store = new WindowStore();
+    let fired = { small: 0, large: 0 };
+    for (let i = 0; i < 40; i++) {
+      const t = tx("a", T0 + i * 100, { merchant_id: `m${i}` });
+      const s = store.add(t);
+      // Interleaved on the same state: each set must count with its own scratch.
+      fired = {
+        small: fired.small + evaluate(small, s, t, NOW).length,
+        large: fired.large + evaluate(large, s, t, NOW).length,
+      };
+    }
+    assert.deepEqual(fired, { small: 1, large: 1 }, "each fires once, then its cooldown holds");
+  });
+});
+
 describe("amount_spike", () => {
   const history = (n: number, amount = 5000) =>
     Array.from({ length: n }, (_, i) => tx("a", T0 + i * 1000, { amountMinor: amount }));
@@ -499,7 +494,7 @@ describe("enabled flag, late events, replays", () => {
   });
 
   it("returns one shared empty array when nothing fires", () => {
-    const h = new Harness(parseRules(parseYaml(readFileSync("config/rules.default.yaml", "utf8"))));
+    const h = new Harness(defaultRules());
     const a = h.feed(tx("a", T0));
     const b = h.feed(tx("b", T0));
     assert.equal(a, b);
@@ -507,7 +502,7 @@ describe("enabled flag, late events, replays", () => {
   });
 
   it("a replay of the same events produces the same alerts with the same ids", () => {
-    const rules = parseRules(parseYaml(readFileSync("config/rules.default.yaml", "utf8")));
+    const rules = defaultRules();
     const events: Transaction[] = [];
     for (let i = 0; i < 40; i++) {
       events.push(

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DlqReasons } from "../../../src/contracts/dlq.ts";
-import type { TransactionWireV1 } from "../../../src/contracts/transaction.ts";
 import {
   decodeTransaction,
   formatMinor,
@@ -9,26 +8,9 @@ import {
   luhnValid,
   parseAmountMinor,
 } from "../../../src/core/schema.ts";
+import { SAMPLE_WIRE_TX } from "../../helpers/fixtures.ts";
 
-const valid: TransactionWireV1 = {
-  schema_version: 1,
-  transaction_id: "7b0e4c1e-8f3a-4c52-9d7e-2f1a3b4c5d6e",
-  account_id: "acct-1",
-  card_number: "4111111111111111",
-  cardholder_name: "Ada Lovelace",
-  email: "ada@example.com",
-  ip_address: "198.51.100.4",
-  device_id: "dev-1",
-  amount: "12.34",
-  currency: "GBP",
-  merchant_id: "m-1",
-  merchant_category: "5411",
-  country: "GB",
-  city: "London",
-  lat: 51.5,
-  lon: -0.12,
-  event_time: "2026-11-25T10:00:00.123Z",
-};
+const valid = SAMPLE_WIRE_TX;
 
 function decode(patch: Record<string, unknown>, drop?: string) {
   const o: Record<string, unknown> = { ...valid, ...patch };

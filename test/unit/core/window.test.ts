@@ -1,43 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { Transaction } from "../../../src/contracts/transaction.ts";
-import { isPaystreamError } from "../../../src/core/errors.ts";
 import {
   type AccountState,
   countryCode,
   countryFromCode,
+  EventField,
   merchantHash,
-  WindowStore,
-} from "../../../src/core/window.ts";
-
-const T0 = Date.UTC(2026, 10, 25, 10, 0, 0);
-let seq = 0;
-
-function tx(account: string, atMs: number, patch: Partial<Transaction> = {}): Transaction {
-  seq++;
-  return {
-    schema_version: 1,
-    transaction_id: `tx-${seq}`,
-    account_id: account,
-    card_number: "4111111111111111",
-    cardholder_name: "Ada Lovelace",
-    email: "ada@example.com",
-    ip_address: "198.51.100.4",
-    device_id: "dev-1",
-    amount: "10.00",
-    currency: "EUR",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    country: "FR",
-    city: "Paris",
-    lat: 48.8566,
-    lon: 2.3522,
-    event_time: new Date(atMs).toISOString(),
-    amountMinor: 1000,
-    eventTimeMs: atMs,
-    ...patch,
-  };
-}
+} from "../../../src/core/account-state.ts";
+import { isPaystreamError } from "../../../src/core/errors.ts";
+import { WindowStore } from "../../../src/core/window.ts";
+import { T0, txAt as tx } from "../../helpers/fixtures.ts";
 
 const times = (s: AccountState) => s.events().map((e) => e.eventTimeMs - T0);
 
@@ -213,6 +185,28 @@ describe("ring summaries", () => {
       if (s.uniformCountry >= 0) assert.ok(events.every((e) => countryCode(e.country) === s.uniformCountry));
     }
     assert.ok(store.stats().windowOverflowDrops === 0);
+  });
+
+  it("reads events through the accessors in event-time order, across ring growth and wrap", () => {
+    const store = new WindowStore();
+    let s = store.add(tx("a", T0 + 1000, { amountMinor: 1 }));
+    for (let i = 2; i <= 40; i++)
+      s = store.add(tx("a", T0 + i * 1000, { amountMinor: i, merchant_id: `m${i}` }));
+    const events = s.events();
+    for (let i = 0; i < s.len; i++) {
+      assert.equal(s.at(i, EventField.timeMs), events[i]!.eventTimeMs);
+      assert.equal(s.at(i, EventField.amountMinor), events[i]!.amountMinor);
+      assert.equal(s.at(i, EventField.merchant), events[i]!.merchant);
+      assert.equal(s.at(i, EventField.country), countryCode(events[i]!.country));
+      assert.equal(s.at(i, EventField.lat), events[i]!.lat);
+      assert.equal(s.at(i, EventField.lon), events[i]!.lon);
+    }
+    // The window of the newest event: (t - 10 s, t] starts at the first event after t - 10 s.
+    const cur = s.curIndex;
+    const first = s.firstAfter(T0 + 30_000, cur);
+    assert.equal(s.at(first, EventField.timeMs), T0 + 31_000);
+    assert.equal(s.firstAfter(T0 + 40_000, cur), cur + 1, "none after the newest: one past it");
+    assert.equal(s.firstAfter(Number.NEGATIVE_INFINITY, cur), 0);
   });
 
   it("an event inserted before all others continues the running sums", () => {

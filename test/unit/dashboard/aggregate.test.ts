@@ -1,18 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { findLuhnDigitRuns } from "../../../src/core/masking.ts";
-import {
-  type Answer,
-  bucketDelta,
-  counterDelta,
-  DashboardAggregator,
-  histogramBuckets,
-  histogramQuantile,
-  normalizeStatus,
-  parsePrometheusText,
-  type Readings,
-  toFeedAlert,
-} from "../../../src/dashboard/aggregate.ts";
+import { DashboardAggregator } from "../../../src/dashboard/aggregate.ts";
+import type { Answer, Readings } from "../../../src/dashboard/model.ts";
+import { normalizeStatus, toFeedAlert } from "../../../src/dashboard/normalize.ts";
 
 const ok = (body: unknown): Answer => ({ status: 200, body });
 const down = (why: string): Answer => ({ status: 0, body: undefined, error: why });
@@ -66,92 +57,6 @@ function readings(
     alerts: { source: "test", latest: alerts, activeAccounts: alerts.length },
   };
 }
-
-describe("Prometheus text", () => {
-  it("parses samples with labels (escapes included), +Inf buckets, and skips comments and junk", () => {
-    const s = parsePrometheusText(
-      [
-        "# HELP x help",
-        'a_total{outcome="ok",msg="say \\"hi\\"\\\\"} 12',
-        'h_bucket{le="+Inf"} 7 1700000000000',
-        "plain 3.5",
-        "not a sample line",
-        "nan_metric NaN",
-        "",
-      ].join("\n"),
-    );
-    assert.deepEqual(s, [
-      { name: "a_total", labels: { outcome: "ok", msg: 'say "hi"\\' }, value: 12 },
-      { name: "h_bucket", labels: { le: "+Inf" }, value: 7 },
-      { name: "plain", labels: {}, value: 3.5 },
-    ]);
-  });
-
-  it("sums a histogram's buckets across samples that match the labels, sorted by bound", () => {
-    const samples = parsePrometheusText(
-      [
-        'h_bucket{le="+Inf",output="a",p="1"} 10',
-        'h_bucket{le="0.1",output="a",p="1"} 4',
-        'h_bucket{le="0.1",output="a",p="2"} 1',
-        'h_bucket{le="+Inf",output="a",p="2"} 2',
-        'h_bucket{le="0.1",output="b"} 100',
-      ].join("\n"),
-    );
-    assert.deepEqual(histogramBuckets(samples, "h", { output: "a" }), [
-      { le: 0.1, count: 5 },
-      { le: Number.POSITIVE_INFINITY, count: 12 },
-    ]);
-  });
-});
-
-describe("counters and histograms across restarts", () => {
-  it("counterDelta: increase since the last value; a counter that went down restarted from zero", () => {
-    assert.equal(counterDelta(150, 100), 50);
-    assert.equal(counterDelta(30, 100), 30);
-    assert.equal(counterDelta(100, undefined), 0, "no baseline yet: no increase claimed");
-  });
-
-  it("bucketDelta: per-bucket increase, or everything when any bucket went down", () => {
-    const prev = [
-      { le: 1, count: 5 },
-      { le: Number.POSITIVE_INFINITY, count: 8 },
-    ];
-    assert.deepEqual(
-      bucketDelta(
-        [
-          { le: 1, count: 7 },
-          { le: Number.POSITIVE_INFINITY, count: 12 },
-        ],
-        prev,
-      ),
-      [
-        { le: 1, count: 2 },
-        { le: Number.POSITIVE_INFINITY, count: 4 },
-      ],
-    );
-    const afterRestart = [
-      { le: 1, count: 1 },
-      { le: Number.POSITIVE_INFINITY, count: 1 },
-    ];
-    assert.deepEqual(bucketDelta(afterRestart, prev), afterRestart);
-  });
-
-  it("histogramQuantile interpolates inside the bucket holding the rank and ignores what came before prev", () => {
-    const buckets = [
-      { le: 0.01, count: 50 },
-      { le: 0.1, count: 100 },
-      { le: Number.POSITIVE_INFINITY, count: 100 },
-    ];
-    assert.equal(histogramQuantile(buckets, new Map(), 0.5), 0.01);
-    assert.ok(Math.abs(histogramQuantile(buckets, new Map(), 0.99)! - 0.0982) < 1e-9);
-    assert.equal(histogramQuantile(buckets, new Map(buckets.map((b) => [b.le, b.count])), 0.99), undefined);
-    const tail = [
-      { le: 0.1, count: 1 },
-      { le: Number.POSITIVE_INFINITY, count: 100 },
-    ];
-    assert.equal(histogramQuantile(tail, new Map(), 0.99), 0.1, "+Inf bucket: its lower bound");
-  });
-});
 
 describe("normalizeStatus", () => {
   it("reads a processor's /status", () => {

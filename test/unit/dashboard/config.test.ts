@@ -1,4 +1,7 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ConfigError } from "../../../src/core/errors.ts";
 import { dashboardOptions, parseHttpUrlList, toDashboardConfig } from "../../../src/dashboard/config.ts";
@@ -43,7 +46,9 @@ describe("paystream dashboard config", () => {
       [["--collector-url", "collector:5000"], /invalid config collector\.url/],
       [["--redis", "http://redis:6379"], /invalid config redis\.url: must use redis:\/\/ or rediss:\/\//],
       [["--port", "70000"], /invalid config http\.port: must be between 0 and 65535/],
-      [["--refresh", "10ms"], /invalid config refresh/],
+      [["--refresh", "10ms"], /invalid config refresh: must be between 200ms and 10s, got 10ms/],
+      // Bare numbers once meant milliseconds: refused rather than read as seconds.
+      [["--refresh", "1000"], /invalid config refresh: "1000" has no unit: write 1000s/],
       [["--nope"], /--nope: unknown flag/],
     ];
     for (const [argv, re] of cases) {
@@ -62,6 +67,37 @@ describe("paystream dashboard config", () => {
         err instanceof ConfigError &&
         /collector\.token: is not valid/.test(err.message) &&
         !err.message.includes("short"),
+    );
+  });
+
+  it("reads the refresh interval with a unit, as the Helm chart sets it", () => {
+    assert.equal(load([], { PAYSTREAM_DASHBOARD_REFRESH: "1s" }).refreshMs, 1000);
+    assert.equal(load(["--refresh", "500ms"]).refreshMs, 500);
+    const chart = readFileSync(
+      join(import.meta.dirname, "../../../deploy/helm/paystream/values.yaml"),
+      "utf8",
+    );
+    const refresh = /^ {2}refresh: (\S+)/m.exec(chart)?.[1];
+    assert.equal(
+      load([], { PAYSTREAM_DASHBOARD_REFRESH: refresh }).refreshMs,
+      1000,
+      `values.yaml refresh: ${refresh}`,
+    );
+  });
+
+  it("values are typed, and an unknown config-file key is refused by name", () => {
+    const v = loadConfig(dashboardOptions, { argv: ["--processor-service", "svc:9464"], env: {} }).values;
+    const service: { host: string; port: number } | undefined = v["processor.service"];
+    const urls: string[] = v["processor.urls"];
+    assert.deepEqual([service, urls], [{ host: "svc", port: 9464 }, ["http://127.0.0.1:9464"]]);
+    const file = join(mkdtempSync(join(tmpdir(), "dcfg-")), "d.yaml");
+    writeFileSync(file, "processor:\n  url: http://p:9464\n");
+    assert.throws(
+      () => load([], { PAYSTREAM_CONFIG: file }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.field === "processor.url" &&
+        /did you mean processor\.urls\?/.test(err.message),
     );
   });
 

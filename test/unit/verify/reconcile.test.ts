@@ -6,46 +6,29 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ScenarioLabel } from "../../../src/contracts/labels.ts";
 import { alertId } from "../../../src/core/alert.ts";
+import { ConfigError } from "../../../src/core/errors.ts";
 import {
   type AlertRecord,
   alertIdsToLookUp,
-  buildReport,
-  DlqTally,
-  InputTally,
   parseAlertRecord,
-  parseScenarioLabel,
-  type ReportInputs,
-  RowCountTally,
   reconcileAlerts,
-  reconcileDlq,
-  renderTable,
-  selectIncidents,
-} from "../../../src/verify/reconcile.ts";
+} from "../../../src/verify/alerts.ts";
+import { DlqTally, reconcileDlq } from "../../../src/verify/dlq.ts";
+import { parseScenarioLabel, selectIncidents } from "../../../src/verify/incidents.ts";
+import { renderTable } from "../../../src/verify/render.ts";
+import { buildReport, type ReportInputs } from "../../../src/verify/report.ts";
+import { InputTally, RowCountTally } from "../../../src/verify/rows.ts";
+import { T0, txJson as wireJson } from "../../helpers/fixtures.ts";
 
 function txJson(id: string, over: Record<string, unknown> = {}): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schema_version: 1,
-      transaction_id: id,
-      account_id: "acc-1",
-      card_number: "4111111111111111",
-      cardholder_name: "A B",
-      email: "a@example.com",
-      ip_address: "192.0.2.1",
-      device_id: "dev-1",
-      currency: "EUR",
-      amount: "12.30",
-      merchant_id: "m-1",
-      merchant_category: "5411",
-      country: "FR",
-      city: "Paris",
-      lat: 48.85,
-      lon: 2.35,
-      event_time: "2025-11-28T12:00:00.000Z",
-      ...over,
-    }),
-  );
+  return Buffer.from(wireJson({ transaction_id: id, ...over }));
 }
+
+/** Kafka timestamp of the test records: appended a second after their event_time (T0 + 123 ms). */
+const TS = T0 + 1_000;
+const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+const iso = (ms: number) => new Date(ms).toISOString();
 
 function headers(h: Record<string, string>): Map<string, string> {
   return new Map(Object.entries(h));
@@ -78,14 +61,14 @@ function alertRec(rule: string, account: string, tx: string, id = alertId(rule, 
 describe("InputTally", () => {
   it("files records under U, D and M exactly as the processor decodes them", () => {
     const t = new InputTally();
-    t.add(0, 0n, txJson("t1"));
-    t.add(0, 1n, txJson("t2"));
-    t.add(1, 0n, txJson("t1")); // a resend on another partition
-    t.add(0, 2n, txJson("t1")); // and another
-    t.add(1, 1n, Buffer.from('{"schema_version":1,'));
-    t.add(1, 2n, txJson("t3", { amount: "-1.00" }));
-    t.add(2, 7n, txJson("t4", { card_number: "4111111111111112" }));
-    t.add(2, 8n, Buffer.alloc(0)); // a tombstone: the processor dead-letters it as bad_json
+    t.add(0, 0n, txJson("t1"), TS);
+    t.add(0, 1n, txJson("t2"), TS);
+    t.add(1, 0n, txJson("t1"), TS); // a resend on another partition
+    t.add(0, 2n, txJson("t1"), TS); // and another
+    t.add(1, 1n, Buffer.from('{"schema_version":1,'), TS);
+    t.add(1, 2n, txJson("t3", { amount: "-1.00" }), TS);
+    t.add(2, 7n, txJson("t4", { card_number: "4111111111111112" }), TS);
+    t.add(2, 8n, Buffer.alloc(0), TS); // a tombstone: the processor dead-letters it as bad_json
     assert.equal(t.records, 8);
     assert.deepEqual([...t.unique], ["t1", "t2"]);
     assert.equal(t.resendRecords, 2);
@@ -104,8 +87,39 @@ describe("InputTally", () => {
 
   it("uses the processor's size limit: records above it are oversized", () => {
     const t = new InputTally(256);
-    t.add(0, 0n, txJson("t1", { city: "x".repeat(300) }));
+    t.add(0, 0n, txJson("t1", { city: "x".repeat(300) }), TS);
     assert.deepEqual([...t.invalid], [["0:0", "oversized"]]);
+  });
+
+  it("decodes with the record's timestamp as processing time: too far ahead or behind it is M, not U", () => {
+    const t = new InputTally();
+    t.add(0, 0n, txJson("on-time"), TS);
+    t.add(0, 1n, txJson("ahead", { event_time: iso(T0 + 60 * MIN) }), T0);
+    t.add(0, 2n, txJson("at-skew", { event_time: iso(T0 + 5 * MIN) }), T0); // the limit itself is accepted
+    // The same event time is fine for a record appended 55 min later: it is relative to the timestamp.
+    t.add(0, 3n, txJson("appended-later", { event_time: iso(T0 + 60 * MIN) }), T0 + 55 * MIN);
+    t.add(0, 4n, txJson("old", { event_time: iso(T0 - 8 * DAY) }), T0);
+    t.add(0, 5n, txJson("at-age", { event_time: iso(T0 - 7 * DAY) }), T0);
+    t.add(0, 6n, txJson("huge", { amount: "1000000000.01" }), TS);
+    assert.deepEqual([...t.unique], ["on-time", "at-skew", "appended-later", "at-age"]);
+    assert.deepEqual(
+      [...t.invalid],
+      [
+        ["0:1", "event_time_in_future"],
+        ["0:4", "event_time_too_old"],
+        ["0:6", "amount_out_of_range"],
+      ],
+    );
+  });
+
+  it("takes the processor's limits when given, and refuses one that would disable a check", () => {
+    const t = new InputTally({ maxFutureSkewMs: 2 * 60 * MIN, maxAgeMs: 30 * DAY, maxAmountMinor: 1e12 });
+    t.add(0, 0n, txJson("ahead", { event_time: iso(T0 + 60 * MIN) }), T0);
+    t.add(0, 1n, txJson("old", { event_time: iso(T0 - 8 * DAY) }), T0);
+    t.add(0, 2n, txJson("huge", { amount: "1000000000.01" }), TS);
+    assert.deepEqual([...t.unique], ["ahead", "old", "huge"]);
+    assert.throws(() => new InputTally({ maxAgeMs: -1 }), ConfigError);
+    assert.throws(() => new InputTally(0), ConfigError);
   });
 
   it("locates an offset against the ranges read", () => {

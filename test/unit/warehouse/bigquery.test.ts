@@ -20,40 +20,23 @@ import { migrateBigQuery } from "../../../src/adapters/warehouse/migrations/runn
 import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../../../src/adapters/warehouse/schema.ts";
 import type { Alert } from "../../../src/contracts/alert.ts";
 import type { TransactionRow } from "../../../src/contracts/rows.ts";
-import { alertId } from "../../../src/core/alert.ts";
 import { ErrorCodes, PaystreamError } from "../../../src/core/errors.ts";
+import { ROW_T, sampleAlert, sampleRow } from "../../helpers/fixtures.ts";
 
-const T = Date.UTC(2026, 10, 25, 10, 0, 0, 123);
+const T = ROW_T;
 
 function row(i: number, over: Partial<TransactionRow> = {}): TransactionRow {
-  return {
+  return sampleRow({
     transaction_id: `tx-${i}`,
     account_id: `acct-${i % 7}`,
-    schema_version: 1,
-    card_bin: "411111",
-    card_last4: "1111",
-    card_token: "ctok_aaaaaaaaaaaaaaaaa",
-    name_token: "ntok_aaaaaaaaaaaaaaaaa",
-    email_token: "etok_aaaaaaaaaaaaaaaaa",
-    ip_token: "itok_aaaaaaaaaaaaaaaaa",
-    device_token: "dtok_aaaaaaaaaaaaaaaaa",
-    amount: "12.30",
-    amount_minor: 1230,
-    currency: "EUR",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    country: "FR",
-    city: "Paris",
-    lat: 48.8566,
     lon: -2.3522,
     event_time: new Date(T + i).toISOString(),
     event_time_ms: T + i,
-    kafka_partition: 3,
     kafka_offset: String(9007199254740993n + BigInt(i)),
     processed_at_ms: T + i + 250,
     is_late: i % 2 === 1,
     ...over,
-  };
+  });
 }
 
 function rows(n: number): TransactionRow[] {
@@ -61,18 +44,17 @@ function rows(n: number): TransactionRow[] {
 }
 
 function alert(i: number, withCard = true): Alert {
-  return {
-    alertId: alertId("r1", `acct-${i}`, `tx-${i}`),
-    ruleId: "r1",
-    ruleType: "amount_sum",
-    severity: "critical",
-    accountId: `acct-${i}`,
-    transactionId: `tx-${i}`,
-    eventTimeMs: T,
-    detectedAtMs: T + 5,
-    figures: { sumMinor: 1_000_000, windowMs: 60_000 },
-    ...(withCard ? { maskedCard: { bin: "411111", last4: "1111", token: "ctok_aaaaaaaaaaaaaaaaa" } } : {}),
-  };
+  return sampleAlert(
+    {
+      ruleType: "amount_sum",
+      severity: "critical",
+      accountId: `acct-${i}`,
+      transactionId: `tx-${i}`,
+      detectedAtMs: T + 5,
+      figures: { sumMinor: 1_000_000, windowMs: 60_000 },
+    },
+    withCard,
+  );
 }
 
 interface Call {

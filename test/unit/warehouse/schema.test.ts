@@ -21,55 +21,13 @@ import {
   violationPredicate,
 } from "../../../src/adapters/warehouse/schema.ts";
 import { type Alert, alertToJson } from "../../../src/contracts/alert.ts";
-import type { TransactionRow } from "../../../src/contracts/rows.ts";
-import { alertId } from "../../../src/core/alert.ts";
+import { ROW_T, sampleAlert, sampleRow } from "../../helpers/fixtures.ts";
 
-const T = Date.UTC(2026, 10, 25, 10, 0, 0, 123);
-
-function row(over: Partial<TransactionRow> = {}): TransactionRow {
-  return {
-    transaction_id: "tx-1",
-    account_id: "acct-1",
-    schema_version: 1,
-    card_bin: "411111",
-    card_last4: "1111",
-    card_token: "ctok_aaaaaaaaaaaaaaaaa",
-    name_token: "ntok_aaaaaaaaaaaaaaaaa",
-    email_token: "etok_aaaaaaaaaaaaaaaaa",
-    ip_token: "itok_aaaaaaaaaaaaaaaaa",
-    device_token: "dtok_aaaaaaaaaaaaaaaaa",
-    amount: "12.30",
-    amount_minor: 1230,
-    currency: "EUR",
-    merchant_id: "m-1",
-    merchant_category: "5411",
-    country: "FR",
-    city: "Paris",
-    lat: 48.8566,
-    lon: 2.3522,
-    event_time: new Date(T).toISOString(),
-    event_time_ms: T,
-    kafka_partition: 3,
-    kafka_offset: "9007199254740993",
-    processed_at_ms: T + 250,
-    is_late: false,
-    ...over,
-  };
-}
+const T = ROW_T;
+const row = sampleRow;
 
 function alert(withCard: boolean): Alert {
-  return {
-    alertId: alertId("r1", "acct-1", "tx-1"),
-    ruleId: "r1",
-    ruleType: "velocity_count",
-    severity: "high",
-    accountId: "acct-1",
-    transactionId: "tx-1",
-    eventTimeMs: T,
-    detectedAtMs: T + 900,
-    figures: { count: 6, windowMs: 60_000, note: 'tab\tquote"' },
-    ...(withCard ? { maskedCard: { bin: "411111", last4: "1111", token: "ctok_aaaaaaaaaaaaaaaaa" } } : {}),
-  };
+  return sampleAlert({ figures: { count: 6, windowMs: 60_000, note: 'tab\tquote"' } }, withCard);
 }
 
 /** The SQL type text of a column in a DDL statement: "<name> <type>" at a line start. */
