@@ -1,32 +1,28 @@
-/** The collector's options: one table for parsing, env vars and `--help`. */
-import { Topics } from "../contracts/topics.ts";
-import { type OptionTable, p } from "../lib/config.ts";
+/** The collector's options: one table for parsing, types, env vars and `--help`. */
+import { DefaultPorts } from "../contracts/defaults.ts";
+import { type ConfigValues, defineOptions, p, withDefaults, withOverrides } from "../lib/config.ts";
+import {
+  allowedHosts,
+  allowedOrigins,
+  apiToken,
+  httpConnectionTimeout,
+  httpHost,
+  httpPort,
+  httpRequestTimeout,
+  inputTopic,
+  insecureOpenApi,
+  kafkaBrokers,
+  labelsTopic,
+  logLevel,
+  runDuration,
+} from "../lib/options.ts";
+import { DEFAULT_FAULT_RATES, DEFAULT_LATE_MAX_MS } from "./generator.ts";
+import { DEFAULT_ACCOUNTS, DEFAULT_MERCHANTS, MAX_ACCOUNTS } from "./population.ts";
 
-export const collectorOptions = [
-  {
-    key: "kafka.brokers",
-    flag: "kafka",
-    env: "PAYSTREAM_KAFKA_BROKERS",
-    description: "Kafka bootstrap brokers, host:port[,host:port]",
-    parse: p.brokers(),
-    default: ["127.0.0.1:9092"],
-  },
-  {
-    key: "topic",
-    flag: "topic",
-    env: "PAYSTREAM_TOPIC",
-    description: "topic the transactions go to",
-    parse: p.string({ min: 1 }),
-    default: Topics.transactions,
-  },
-  {
-    key: "labelsTopic",
-    flag: "labels-topic",
-    env: "PAYSTREAM_LABELS_TOPIC",
-    description: "topic the ground-truth labels go to",
-    parse: p.string({ min: 1 }),
-    default: Topics.labels,
-  },
+export const collectorOptions = defineOptions([
+  kafkaBrokers,
+  withOverrides(inputTopic, { description: "topic the transactions go to" }),
+  withOverrides(labelsTopic, { description: "topic the ground-truth labels go to" }),
   {
     key: "rate",
     flag: "rate",
@@ -39,9 +35,9 @@ export const collectorOptions = [
     key: "maxRate",
     flag: "max-rate",
     env: "PAYSTREAM_MAX_RATE",
-    description: "highest rate the API accepts",
+    description: "highest rate the API accepts (one collector process does a few hundred thousand at most)",
     parse: p.int(1, 10_000_000),
-    default: 1_000_000,
+    default: 100_000,
   },
   {
     key: "seed",
@@ -56,8 +52,8 @@ export const collectorOptions = [
     flag: "accounts",
     env: "PAYSTREAM_ACCOUNTS",
     description: "accounts in the simulated population",
-    parse: p.int(100, 10_000_000),
-    default: 100_000,
+    parse: p.int(100, MAX_ACCOUNTS),
+    default: DEFAULT_ACCOUNTS,
   },
   {
     key: "merchants",
@@ -65,7 +61,7 @@ export const collectorOptions = [
     env: "PAYSTREAM_MERCHANTS",
     description: "merchants in the simulated population",
     parse: p.int(500, 1_000_000),
-    default: 5000,
+    default: DEFAULT_MERCHANTS,
   },
   {
     key: "scenarioRate",
@@ -82,7 +78,7 @@ export const collectorOptions = [
     env: "PAYSTREAM_DUPLICATE_RATE",
     description: "fraction of records resent as exact duplicates",
     parse: p.number(0, 0.5),
-    default: 0.005,
+    default: DEFAULT_FAULT_RATES.duplicate,
   },
   {
     key: "faults.late",
@@ -90,7 +86,7 @@ export const collectorOptions = [
     env: "PAYSTREAM_LATE_RATE",
     description: "fraction of records with event_time up to --late-max in the past",
     parse: p.number(0, 0.5),
-    default: 0.002,
+    default: DEFAULT_FAULT_RATES.late,
   },
   {
     key: "faults.outOfOrder",
@@ -98,7 +94,7 @@ export const collectorOptions = [
     env: "PAYSTREAM_OUT_OF_ORDER_RATE",
     description: "fraction of records out of order within their account",
     parse: p.number(0, 0.5),
-    default: 0.005,
+    default: DEFAULT_FAULT_RATES.outOfOrder,
   },
   {
     key: "faults.malformed",
@@ -106,7 +102,7 @@ export const collectorOptions = [
     env: "PAYSTREAM_MALFORMED_RATE",
     description: "fraction of malformed records (bad JSON, missing fields, bad card, ...)",
     parse: p.number(0, 0.5),
-    default: 0.001,
+    default: DEFAULT_FAULT_RATES.malformed,
   },
   {
     key: "lateMaxMs",
@@ -114,33 +110,20 @@ export const collectorOptions = [
     env: "PAYSTREAM_LATE_MAX",
     description: "how far in the past late events go",
     parse: p.duration(1001, 3_600_000),
-    default: 30_000,
+    default: DEFAULT_LATE_MAX_MS,
   },
-  {
-    key: "http.host",
-    flag: "host",
-    env: "PAYSTREAM_HTTP_HOST",
-    description: "address of the control API",
-    parse: p.string({ min: 1 }),
-    default: "0.0.0.0",
-  },
-  {
-    key: "http.port",
-    flag: "port",
+  withOverrides(httpHost, { description: "address of the control API" }),
+  withOverrides(httpPort, {
     env: "PAYSTREAM_COLLECTOR_PORT",
     description: "port of the control API (/config, /metrics, /healthz, /readyz)",
-    parse: p.int(0, 65535),
-    default: 5000,
-  },
-  {
-    key: "http.token",
-    flag: "api-token",
-    env: "PAYSTREAM_API_TOKEN",
-    description: "bearer token required by the write endpoints (none = open)",
-    parse: p.string({ min: 16 }),
-    secret: true,
-    optional: true,
-  },
+    default: DefaultPorts.collector,
+  }),
+  apiToken,
+  insecureOpenApi,
+  allowedHosts,
+  allowedOrigins,
+  httpRequestTimeout,
+  httpConnectionTimeout,
   {
     key: "batch.size",
     flag: "batch-size",
@@ -181,14 +164,7 @@ export const collectorOptions = [
     parse: p.string({ min: 1 }),
     optional: true,
   },
-  {
-    key: "duration",
-    flag: "duration",
-    env: "PAYSTREAM_DURATION",
-    description: "stop after this long (0 = run until SIGTERM)",
-    parse: p.duration(0),
-    default: 0,
-  },
+  runDuration,
   {
     key: "count",
     flag: "count",
@@ -197,7 +173,11 @@ export const collectorOptions = [
     parse: p.int(0, Number.MAX_SAFE_INTEGER),
     default: 0,
   },
-] as const satisfies OptionTable;
+  logLevel,
+]);
+
+/** The collector's options as loaded: `loadConfig(collectorOptions).values`. */
+export type CollectorValues = ConfigValues<typeof collectorOptions>;
 
 export interface CollectorConfig {
   brokers: string[];
@@ -211,7 +191,20 @@ export interface CollectorConfig {
   scenarioRate: number;
   faults: { duplicate: number; late: number; outOfOrder: number; malformed: number };
   lateMaxMs: number;
-  http: { host: string; port: number; token: string | undefined };
+  http: {
+    host: string;
+    port: number;
+    token: string | undefined;
+    /** No token, on purpose and logged (--insecure-open-api). */
+    insecureOpenApi?: boolean;
+    /** `paystream up` on loopback or with --demo: no token needed. */
+    demo?: boolean;
+    /** Host names answered; undefined: loopback names on loopback, any otherwise. */
+    allowedHosts?: string[] | undefined;
+    allowedOrigins?: string[] | undefined;
+    requestTimeoutMs?: number;
+    connectionTimeoutMs?: number;
+  };
   batchSize: number;
   lingerMs: number;
   maxInFlight: number;
@@ -221,35 +214,46 @@ export interface CollectorConfig {
   count: number;
 }
 
-export function toCollectorConfig(v: Record<string, unknown>): CollectorConfig {
+/**
+ * The service's view of the values. Keys absent from `values` take the table's default, so a
+ * caller holding only some of them (`paystream up` picks a subset) never repeats a default.
+ */
+export function toCollectorConfig(values: Partial<CollectorValues>): CollectorConfig {
+  const v = withDefaults(collectorOptions, values);
   return {
-    brokers: v["kafka.brokers"] as string[],
-    topic: (v.topic as string | undefined) ?? Topics.transactions,
-    labelsTopic: (v.labelsTopic as string | undefined) ?? Topics.labels,
-    rate: v.rate as number,
-    maxRate: v.maxRate as number,
-    seed: v.seed as number,
-    accounts: v.accounts as number,
-    merchants: v.merchants as number,
-    scenarioRate: v.scenarioRate as number,
+    brokers: v["kafka.brokers"],
+    topic: v.topic,
+    labelsTopic: v.labelsTopic,
+    rate: v.rate,
+    maxRate: v.maxRate,
+    seed: v.seed,
+    accounts: v.accounts,
+    merchants: v.merchants,
+    scenarioRate: v.scenarioRate,
     faults: {
-      duplicate: v["faults.duplicate"] as number,
-      late: v["faults.late"] as number,
-      outOfOrder: v["faults.outOfOrder"] as number,
-      malformed: v["faults.malformed"] as number,
+      duplicate: v["faults.duplicate"],
+      late: v["faults.late"],
+      outOfOrder: v["faults.outOfOrder"],
+      malformed: v["faults.malformed"],
     },
-    lateMaxMs: v.lateMaxMs as number,
+    lateMaxMs: v.lateMaxMs,
     http: {
-      host: v["http.host"] as string,
-      port: v["http.port"] as number,
-      token: v["http.token"] as string | undefined,
+      host: v["http.host"],
+      port: v["http.port"],
+      token: v["http.token"],
+      insecureOpenApi: v["http.insecureOpenApi"],
+      demo: false,
+      allowedHosts: v["http.allowedHosts"],
+      allowedOrigins: v["http.allowedOrigins"],
+      requestTimeoutMs: v["http.requestTimeoutMs"],
+      connectionTimeoutMs: v["http.connectionTimeoutMs"],
     },
-    batchSize: v["batch.size"] as number,
-    lingerMs: v["batch.lingerMs"] as number,
-    maxInFlight: v["batch.maxInFlight"] as number,
-    compression: v.compression as CollectorConfig["compression"],
-    labelsFile: v.labelsFile as string | undefined,
-    durationMs: v.duration as number,
-    count: v.count as number,
+    batchSize: v["batch.size"],
+    lingerMs: v["batch.lingerMs"],
+    maxInFlight: v["batch.maxInFlight"],
+    compression: v.compression,
+    labelsFile: v.labelsFile,
+    durationMs: v.duration,
+    count: v.count,
   };
 }

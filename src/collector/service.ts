@@ -3,15 +3,13 @@
  * HTTP) into a record sink (Kafka, or the embedded log in `paystream up`), with ground-truth
  * labels on `payments.labels`, a control API and metrics.
  */
-import { timingSafeEqual } from "node:crypto";
 import { appendFileSync } from "node:fs";
-import { Ajv, type ErrorObject } from "ajv";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import { type Label, SCENARIO_TYPES, type ScenarioType } from "../contracts/labels.ts";
 import type { OutRecord, RecordSink } from "../contracts/ports.ts";
-import { ConfigError } from "../core/errors.ts";
-import { createServiceHttp, listen } from "../lib/http.ts";
+import { ConfigError, isPaystreamError, type PaystreamError } from "../core/errors.ts";
+import { type AccessPolicy, accessStatus, createServiceHttp, listen, resolveAccess } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { createRegistry, LATENCY_BUCKETS, METRIC_PREFIX as P } from "../lib/metrics.ts";
 import type { CollectorConfig } from "./config.ts";
@@ -85,8 +83,9 @@ export class Collector {
   #failing: string | undefined;
   #queued = 0;
   readonly totals: CollectorTotals = { produced: 0, byKind: {}, labels: {}, sendErrors: 0, unsent: 0 };
-  /** Set when a stop's grace period ran out: in-flight sends stop retrying. */
+  /** Set when a stop's grace period ran out, or the sink refused for good: in-flight sends stop retrying. */
   #abandon = false;
+  #fatal: PaystreamError | undefined;
   readonly #topic: string;
   readonly #labelsTopic: string;
   /** Resolves when a --count / --duration bound is reached. */
@@ -132,6 +131,14 @@ export class Collector {
   /** Why the collector is not ready (sink failing), or undefined. */
   get failing(): string | undefined {
     return this.#failing;
+  }
+
+  /**
+   * The error that stopped the collector: the sink refused records for good (Kafka's
+   * PS_KAFKA_REJECTED: too large, not authorized, unknown topic). Undefined while it runs.
+   */
+  get fatal(): PaystreamError | undefined {
+    return this.#fatal;
   }
 
   start(): void {
@@ -227,11 +234,32 @@ export class Collector {
         this.totals.sendErrors++;
         this.metrics.sendErrors.inc();
         this.#failing = (err as Error).message;
+        // Retrying what the broker refuses for good would stall the collector forever: stop.
+        if (isPaystreamError(err) && !err.retriable) {
+          this.#stopOnFatal(err);
+          return false;
+        }
         if (attempt === 0 || attempt % 20 === 0)
           this.#log.warn({ err: this.#failing, attempt }, "produce failed, retrying");
         await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
       }
     }
+  }
+
+  /**
+   * A final refusal: generation stops, the sends in flight stop retrying (their records are
+   * counted as unsent, as when a stop's grace period runs out), and `finished` resolves, so
+   * `paystream collector` exits non-zero and Kubernetes shows why.
+   */
+  #stopOnFatal(err: PaystreamError): void {
+    if (this.#fatal) return;
+    this.#fatal = err;
+    this.#log.error(
+      { code: err.code, err: err.message, ...err.details },
+      "the sink refused records for good; stopping the collector (records in flight are counted as unsent)",
+    );
+    this.#running = false;
+    this.#abandon = true;
   }
 
   /**
@@ -294,24 +322,17 @@ const configBody = (maxRate: number) => ({
   },
 });
 
+/**
+ * The control API's routes. Credentials, Host and Origin are checked by the server's access
+ * policy (src/lib/http.ts) before any of these runs, on every write method; bodies are
+ * validated strictly by the server's validator.
+ */
 export function registerCollectorRoutes(
   app: FastifyInstance,
   collector: Collector,
   cfg: CollectorConfig,
+  access?: AccessPolicy,
 ): void {
-  // Ajv in Fastify coerces types by default ("5" → 5); an API that says "integer" should mean it.
-  app.setValidatorCompiler(({ schema }) => {
-    const validate = strictAjv.compile(schema);
-    return (data) => (validate(data) ? { value: data } : { error: new Error(describe(validate.errors)) });
-  });
-  const token = cfg.http.token ? Buffer.from(cfg.http.token) : undefined;
-  const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!token) return;
-    const given = Buffer.from((req.headers.authorization ?? "").replace(/^Bearer /, ""));
-    if (given.length !== token.length || !timingSafeEqual(given, token)) {
-      return reply.code(401).send({ error: "unauthorized", reason: "missing or wrong bearer token" });
-    }
-  };
   const view = () => {
     const s = collector.generator.settings();
     return {
@@ -328,13 +349,13 @@ export function registerCollectorRoutes(
   };
 
   app.get("/config", async () => view());
-  app.post("/config/rate", { preHandler: guard, schema: { body: rateBody(cfg.maxRate) } }, async (req) => {
+  app.post("/config/rate", { schema: { body: rateBody(cfg.maxRate) } }, async (req) => {
     const { messages_per_second } = req.body as { messages_per_second: number };
     const previous = collector.rate;
     collector.setRate(messages_per_second);
     return { messages_per_second, previous };
   });
-  app.put("/config", { preHandler: guard, schema: { body: configBody(cfg.maxRate) } }, async (req) => {
+  app.put("/config", { schema: { body: configBody(cfg.maxRate) } }, async (req) => {
     const body = req.body as {
       messages_per_second?: number;
       scenario_rates?: Partial<ScenarioRates>;
@@ -351,7 +372,7 @@ export function registerCollectorRoutes(
     if (body.messages_per_second !== undefined) collector.setRate(body.messages_per_second);
     return view();
   });
-  app.post<{ Params: { type: string } }>("/scenarios/:type", { preHandler: guard }, async (req, reply) => {
+  app.post<{ Params: { type: string } }>("/scenarios/:type", async (req, reply) => {
     const type = req.params.type as ScenarioType;
     if (!SCENARIO_TYPES.includes(type)) {
       return reply.code(404).send({
@@ -365,20 +386,36 @@ export function registerCollectorRoutes(
     return { scenario_id: id, scenario: type };
   });
   app.get("/stats", async () => ({ ...collector.totals, counters: collector.generator.counters() }));
+  app.get("/status", async () => ({
+    api: access ? accessStatus(access) : { writes: "open (no access policy)" },
+    target_rate: collector.rate,
+    actual_rate: Math.round(collector.actualRate()),
+    produced: collector.totals.produced,
+    unsent: collector.totals.unsent,
+    send_errors: collector.totals.sendErrors,
+    failing: collector.failing ?? null,
+    fatal: collector.fatal ? { code: collector.fatal.code, message: collector.fatal.message } : null,
+  }));
 }
 
-const strictAjv = new Ajv({ coerceTypes: false, allErrors: false, strict: false });
-
-function describe(errors: ErrorObject[] | null | undefined): string {
-  const e = errors?.[0];
-  if (!e) return "invalid body";
-  if (e.keyword === "additionalProperties") {
-    return `unknown field ${(e.params as { additionalProperty: string }).additionalProperty}`;
-  }
-  if (e.keyword === "required")
-    return `missing field ${(e.params as { missingProperty: string }).missingProperty}`;
-  const field = e.instancePath.replace(/^\//, "").replaceAll("/", ".") || "body";
-  return `${field} ${e.message ?? "is invalid"}`;
+/**
+ * The control API's access policy, or a refusal to start without a token (unless demo or
+ * --insecure-open-api). Called before anything connects, so a missing secret fails fast.
+ */
+export function collectorAccess(cfg: CollectorConfig, log?: Logger): AccessPolicy {
+  return resolveAccess(
+    {
+      what: "collector API",
+      credentialHint: "--api-token (env PAYSTREAM_API_TOKEN)",
+      token: cfg.http.token,
+      insecureOpenApi: cfg.http.insecureOpenApi,
+      demo: cfg.http.demo,
+      bindHost: cfg.http.host,
+      allowedHosts: cfg.http.allowedHosts,
+      allowedOrigins: cfg.http.allowedOrigins,
+    },
+    log,
+  );
 }
 
 export interface RunningCollector {
@@ -396,9 +433,12 @@ export async function startCollector(
     registry?: Registry;
     readiness?: () => string | undefined;
     topics?: { transactions?: string; labels?: string };
+    /** Resolved by the caller already (src/app checks it before connecting to Kafka). */
+    access?: AccessPolicy;
   } = {},
 ): Promise<RunningCollector> {
   if (cfg.rate > cfg.maxRate) throw new ConfigError("rate", `must not exceed max-rate ${cfg.maxRate}`);
+  const access = opts.access ?? collectorAccess(cfg, log);
   const registry = opts.registry ?? createRegistry("collector");
   const collector = new Collector(cfg, sink, log, registry);
   const http = createServiceHttp({
@@ -407,8 +447,15 @@ export async function startCollector(
       { name: "sink", check: () => collector.failing },
       ...(opts.readiness ? [{ name: "broker", check: opts.readiness }] : []),
     ],
+    limits: {
+      ...(cfg.http.requestTimeoutMs === undefined ? {} : { requestTimeoutMs: cfg.http.requestTimeoutMs }),
+      ...(cfg.http.connectionTimeoutMs === undefined
+        ? {}
+        : { connectionTimeoutMs: cfg.http.connectionTimeoutMs }),
+    },
+    access,
   });
-  registerCollectorRoutes(http, collector, cfg);
+  registerCollectorRoutes(http, collector, cfg, access);
   const url = await listen(http, cfg.http.host, cfg.http.port, "collector API");
   collector.start();
   log.info({ url, rate: cfg.rate, seed: cfg.seed, accounts: cfg.accounts }, "collector running");

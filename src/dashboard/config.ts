@@ -1,7 +1,27 @@
-/** `paystream dashboard` options: one table for parsing, env vars and `--help`. */
-import { type OptionTable, p } from "../lib/config.ts";
+/** `paystream dashboard` options: one table for parsing, types, env vars and `--help`. */
+import { DefaultPorts, HttpDefaults } from "../contracts/defaults.ts";
+import {
+  type ConfigValues,
+  defineOption,
+  defineOptions,
+  p,
+  withDefaults,
+  withOverrides,
+} from "../lib/config.ts";
+import { type BasicCredential, parseBasicCredential } from "../lib/http.ts";
+import {
+  allowedHosts,
+  allowedOrigins,
+  apiToken,
+  httpConnectionTimeout,
+  httpHost,
+  httpPort,
+  httpRequestTimeout,
+  insecureOpenApi,
+  logLevel,
+  redisUrl,
+} from "../lib/options.ts";
 
-/** A comma-separated list of http(s) base URLs (trailing slashes dropped, no duplicates). */
 /** "host:port" (a DNS name, not a URL). */
 export function parseHostPort(raw: unknown): { host: string; port: number } {
   const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(String(raw).trim());
@@ -11,6 +31,7 @@ export function parseHostPort(raw: unknown): { host: string; port: number } {
   return { host: m[1]!, port };
 }
 
+/** A comma-separated list of http(s) base URLs (trailing slashes dropped, no duplicates). */
 export function parseHttpUrlList(raw: unknown): string[] {
   const list = (Array.isArray(raw) ? raw.map(String) : String(raw).split(","))
     .map((s) => s.trim())
@@ -34,41 +55,80 @@ export function parseHttpUrlList(raw: unknown): string[] {
   return out;
 }
 
-export const dashboardOptions: OptionTable = [
-  {
-    key: "redis.url",
-    flag: "redis",
-    env: "PAYSTREAM_REDIS_URL",
+/**
+ * The dashboard's own callers' credentials (docs/dashboard.md, "Access"): a bearer token the
+ * UI asks for and keeps in the tab's sessionStorage, and/or a Basic login the browser asks
+ * for. Never the collector's token, which the dashboard keeps to itself.
+ */
+export const dashboardToken = defineOption({
+  key: "auth.token",
+  flag: "auth-token",
+  env: "PAYSTREAM_DASHBOARD_TOKEN",
+  description:
+    "bearer token the dashboard's callers must send (Authorization: Bearer <token>; >= 16 characters); the UI asks for it",
+  parse: p.string({ min: 16 }),
+  secret: true,
+  optional: true,
+});
+
+export const dashboardBasicAuth = defineOption({
+  key: "auth.basic",
+  flag: "basic-auth",
+  env: "PAYSTREAM_DASHBOARD_BASIC_AUTH",
+  description:
+    "Basic login the dashboard's callers may use instead: user:scrypt:<salt base64>:<key base64> (docs/security-http.md)",
+  parse: (raw: unknown): BasicCredential => parseBasicCredential(raw),
+  secret: true,
+  optional: true,
+});
+
+export const dashboardOpenReads = defineOption({
+  key: "auth.openReads",
+  flag: "open-reads",
+  env: "PAYSTREAM_DASHBOARD_OPEN_READS",
+  description:
+    "serve GET /api/* (masked snapshot, alerts, event stream) without credentials; writes still need them",
+  parse: p.bool(),
+  default: false,
+  boolean: true,
+});
+
+export const maxSseClients = defineOption({
+  key: "sse.maxClients",
+  flag: "max-sse-clients",
+  env: "PAYSTREAM_DASHBOARD_MAX_SSE_CLIENTS",
+  description: "event streams (/api/events) served at once; 503 beyond",
+  parse: p.int(1, 10_000),
+  default: HttpDefaults.maxSseClients,
+});
+
+export const dashboardOptions = defineOptions([
+  withOverrides(redisUrl, {
     description:
       "Redis the processors write alerts to (reads the fraud:alerts stream and fraud:active_accounts)",
-    parse: p.url("redis", "rediss"),
-    default: "redis://127.0.0.1:6379",
-  },
+  }),
   {
     key: "collector.url",
     flag: "collector-url",
     env: "PAYSTREAM_COLLECTOR_URL",
     description:
       "collector control API (GET /config, /stats; rate changes are forwarded to POST /config/rate)",
-    parse: (raw) => p.url("http", "https")(raw).replace(/\/+$/, ""),
-    default: "http://127.0.0.1:5000",
+    parse: (raw: unknown) => p.url("http", "https")(raw).replace(/\/+$/, ""),
+    default: `http://127.0.0.1:${DefaultPorts.collector}`,
   },
-  {
+  withOverrides(apiToken, {
     key: "collector.token",
     flag: "collector-token",
-    env: "PAYSTREAM_API_TOKEN",
-    description: "bearer token the collector requires for rate changes (the collector's --api-token)",
-    parse: p.string({ min: 16 }),
-    secret: true,
-    optional: true,
-  },
+    description:
+      "bearer token the collector requires for rate changes (the collector's --api-token); sent only for callers the dashboard authenticated",
+  }),
   {
     key: "processor.urls",
     flag: "processor-urls",
     env: "PAYSTREAM_PROCESSOR_URLS",
     description: "processor metrics endpoints, comma separated; their /status and /metrics are summed",
-    parse: parseHttpUrlList,
-    default: ["http://127.0.0.1:9464"],
+    parse: Object.assign(parseHttpUrlList, { format: (v: string[]) => v.join(",") }),
+    default: [`http://127.0.0.1:${DefaultPorts.processorMetrics}`],
   },
   {
     key: "processor.service",
@@ -87,23 +147,28 @@ export const dashboardOptions: OptionTable = [
     parse: p.duration(200, 10_000),
     default: 1000,
   },
-  {
-    key: "http.host",
-    flag: "host",
-    env: "PAYSTREAM_HTTP_HOST",
-    description: "address the dashboard listens on",
-    parse: p.string({ min: 1 }),
-    default: "0.0.0.0",
-  },
-  {
-    key: "http.port",
-    flag: "port",
-    env: "PAYSTREAM_PORT",
+  withOverrides(httpHost, { description: "address the dashboard listens on" }),
+  withOverrides(httpPort, {
     description: "port of the dashboard (UI, /api/*, /metrics, /healthz, /readyz)",
-    parse: p.int(0, 65535),
-    default: 3000,
-  },
-];
+    default: DefaultPorts.dashboard,
+  }),
+  dashboardToken,
+  dashboardBasicAuth,
+  dashboardOpenReads,
+  withOverrides(insecureOpenApi, {
+    description:
+      "start without credentials: the rate control and every read open to anyone who reaches the port (logged as a warning; not for production)",
+  }),
+  allowedHosts,
+  allowedOrigins,
+  httpRequestTimeout,
+  httpConnectionTimeout,
+  maxSseClients,
+  logLevel,
+]);
+
+/** The dashboard's options as loaded: `loadConfig(dashboardOptions).values`. */
+export type DashboardValues = ConfigValues<typeof dashboardOptions>;
 
 export interface DashboardConfig {
   redisUrl: string;
@@ -113,17 +178,48 @@ export interface DashboardConfig {
   /** A headless Service whose addresses are the processors (discovered each refresh). */
   processorService: { host: string; port: number } | undefined;
   refreshMs: number;
-  http: { host: string; port: number };
+  http: {
+    host: string;
+    port: number;
+    allowedHosts: string[] | undefined;
+    allowedOrigins: string[] | undefined;
+    requestTimeoutMs: number;
+    connectionTimeoutMs: number;
+  };
+  /** The dashboard's own callers: docs/dashboard.md, "Access". */
+  auth: {
+    token: string | undefined;
+    basic: BasicCredential | undefined;
+    openReads: boolean;
+    insecureOpenApi: boolean;
+  };
+  maxSseClients: number;
 }
 
-export function toDashboardConfig(v: Record<string, unknown>): DashboardConfig {
+/** The server's view of the values; keys absent from `values` take the table's default. */
+export function toDashboardConfig(values: Partial<DashboardValues>): DashboardConfig {
+  const v = withDefaults(dashboardOptions, values);
   return {
-    redisUrl: v["redis.url"] as string,
-    collectorUrl: v["collector.url"] as string,
-    collectorToken: v["collector.token"] as string | undefined,
-    processorUrls: v["processor.urls"] as string[],
-    processorService: v["processor.service"] as { host: string; port: number } | undefined,
-    refreshMs: v.refresh as number,
-    http: { host: v["http.host"] as string, port: v["http.port"] as number },
+    redisUrl: v["redis.url"],
+    collectorUrl: v["collector.url"],
+    collectorToken: v["collector.token"],
+    processorUrls: v["processor.urls"],
+    processorService: v["processor.service"],
+    refreshMs: v.refresh,
+    http: {
+      host: v["http.host"],
+      port: v["http.port"],
+      allowedHosts: v["http.allowedHosts"],
+      allowedOrigins: v["http.allowedOrigins"],
+      requestTimeoutMs: v["http.requestTimeoutMs"],
+      connectionTimeoutMs: v["http.connectionTimeoutMs"],
+    },
+    auth: {
+      token: v["auth.token"],
+      basic: v["auth.basic"],
+      openReads: v["auth.openReads"],
+      insecureOpenApi: v["http.insecureOpenApi"],
+    },
+    maxSseClients: v["sse.maxClients"],
   };
 }

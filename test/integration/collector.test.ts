@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { createProducer } from "../../src/adapters/kafka/client.ts";
+import { createAdmin, createProducer, waitForLeaders } from "../../src/adapters/kafka/client.ts";
 import { KafkaSink } from "../../src/adapters/kafka/log.ts";
 import type { CollectorConfig } from "../../src/collector/config.ts";
 import { type RunningCollector, startCollector } from "../../src/collector/service.ts";
@@ -20,6 +20,8 @@ import {
   type TestTopics,
   waitFor,
 } from "../helpers/pipeline.ts";
+import { COLLECTOR_TOKEN, freePort, startService } from "../helpers/processes.ts";
+import { uniqueName } from "../helpers/services.ts";
 
 function config(over: Partial<CollectorConfig> = {}): CollectorConfig {
   return {
@@ -166,7 +168,7 @@ describe("collector on the real broker", () => {
     const malformedReasons = new Map<string, number>();
     const validIds = new Set<string>();
     for (const r of records) {
-      const d = decodeTransaction(Buffer.from(r.value));
+      const d = decodeTransaction(Buffer.from(r.value), {}, r.timestamp);
       if (d.ok) validIds.add(d.tx.transaction_id);
       else malformedReasons.set(d.reason, (malformedReasons.get(d.reason) ?? 0) + 1);
     }
@@ -185,5 +187,69 @@ describe("collector on the real broker", () => {
             .join(" | ")}`,
         );
     }
+  });
+});
+
+describe("`paystream collector` when Kafka refuses its records for good", () => {
+  const topic = uniqueName("it-coll-small");
+  const labels = uniqueName("it-coll-small-labels");
+
+  before(async () => {
+    const admin = createAdmin(conn);
+    try {
+      // Every transaction (~500 bytes) is larger than this topic takes: MESSAGE_TOO_LARGE,
+      // which no retry can fix.
+      await admin.createTopics({
+        topics: [{ topic, partitions: 1, replicas: 1 }],
+        configs: [{ name: "max.message.bytes", value: "200" }],
+      });
+      await admin.createTopics({ topics: [{ topic: labels, partitions: 1, replicas: 1 }] });
+      await waitForLeaders(admin, [topic, labels]);
+    } finally {
+      await admin.close();
+    }
+  });
+
+  after(async () => {
+    const admin = createAdmin(conn);
+    await admin.deleteTopics({ topics: [topic, labels] }).catch(() => {});
+    await admin.close();
+  });
+
+  it("stops instead of retrying forever: exits non-zero, names the error code, counts the records as unsent", {
+    timeout: 90_000,
+  }, async () => {
+    const port = freePort();
+    const s = startService(
+      "collector",
+      [
+        "collector",
+        "--kafka",
+        conn.brokers.join(","),
+        "--topic",
+        topic,
+        "--labels-topic",
+        labels,
+        "--rate",
+        "200",
+        "--port",
+        String(port),
+      ],
+      port,
+      { PAYSTREAM_API_TOKEN: COLLECTOR_TOKEN },
+    );
+    const timer = setTimeout(() => s.child.kill("SIGKILL"), 80_000);
+    const code = await s.exited;
+    clearTimeout(timer);
+    const out = s.output();
+    assert.equal(code, 1, out.slice(-3000));
+    assert.match(out, /PS_KAFKA_REJECTED/);
+    assert.match(out, /stopping the collector/);
+    const totals = JSON.parse(out.split("\n").find((l) => l.startsWith('{"produced"'))!) as {
+      produced: number;
+      unsent: number;
+    };
+    assert.equal(totals.produced, 0);
+    assert.ok(totals.unsent > 0, `unsent ${totals.unsent}`);
   });
 });

@@ -1,7 +1,10 @@
 /**
  * The dashboard as people use it: a real Chromium (Debian's /usr/bin/chromium, driven by
- * puppeteer-core) on `paystream up` started as a child process, and `paystream dashboard`
- * standalone against the real local Redis and a running pipeline's URLs.
+ * puppeteer-core) on `paystream up` started as a child process (a demo on loopback: nothing
+ * asks for credentials), and `paystream dashboard` standalone against the real local Redis and
+ * a running pipeline's URLs, with its own token (the UI asks for it, keeps it in the tab's
+ * sessionStorage and sends it with the event stream and the rate control) and the collector's.
+ * Attacks on both are in http-hostile.test.ts.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -14,12 +17,22 @@ import { AlertKeys } from "../../src/contracts/redis.ts";
 import { findLuhnDigitRuns } from "../../src/core/masking.ts";
 import type { DashboardSnapshot, FeedAlert } from "../../src/dashboard/aggregate.ts";
 import { buildUi } from "../../src/dashboard/bundle.ts";
-import { freePort, getJson, PII_KEY, type Service, startService, waitUntil } from "../helpers/processes.ts";
+import { hashBasicPassword } from "../../src/lib/http.ts";
+import {
+  COLLECTOR_TOKEN,
+  freePort,
+  getJson,
+  PII_KEY,
+  type Service,
+  startService,
+  waitUntil,
+} from "../helpers/processes.ts";
 import { services } from "../helpers/services.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const CHROMIUM = process.env.PAYSTREAM_CHROMIUM ?? "/usr/bin/chromium";
 const CARD = /^\d{6} •+ \d{1,4}$/;
+const DASHBOARD_TOKEN = "dashboard-ui-token-0123456789abcdef";
 
 async function launchBrowser(): Promise<Browser> {
   return puppeteer.launch({
@@ -148,6 +161,7 @@ describe("dashboard in `paystream up`, in Chromium", () => {
     assert.ok(points.split(" ").length >= 2, "the sparkline has a history");
     assert.equal(await page.$eval('[data-testid="live"]', (el) => el.textContent), "live");
     assert.equal(await statValue(page, "target-rate"), 2000);
+    assert.equal(await page.$('[data-testid="token-input"]'), null, "a demo on loopback asks for no token");
     assert.deepEqual(problems, [], "no console errors");
   });
 
@@ -190,7 +204,7 @@ describe("dashboard in `paystream up`, in Chromium", () => {
 
   it("shows the collector's 4xx reason for a bad rate and leaves the target unchanged", async () => {
     for (const [input, reason] of [
-      ["2000000", /400: messages_per_second must be <= 1000000/],
+      ["2000000", /400: messages_per_second must be <= 100000$/],
       ["fast", /400: messages_per_second must be integer/],
     ] as const) {
       await page.type('[data-testid="rate-input"]', input);
@@ -231,7 +245,11 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
 
   before(async () => {
     // The pipeline writes its alerts to the real Redis; the dashboard reads them there.
-    pipeline = startUp(["--redis", services.redis], { PAYSTREAM_PII_KEY: PII_KEY });
+    // The collector of this pipeline wants its token even on loopback (given, so enforced).
+    pipeline = startUp(["--redis", services.redis], {
+      PAYSTREAM_PII_KEY: PII_KEY,
+      PAYSTREAM_API_TOKEN: COLLECTOR_TOKEN,
+    });
     await waitRunning(pipeline.up);
     const port = freePort();
     dashboard = startService(
@@ -252,6 +270,8 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
         "500ms",
       ],
       port,
+      // As the Helm chart passes them: the collector's token and the dashboard's own.
+      { PAYSTREAM_API_TOKEN: COLLECTOR_TOKEN, PAYSTREAM_DASHBOARD_TOKEN: DASHBOARD_TOKEN },
     );
     await waitUntil(
       () => dashboard.output().includes("paystream dashboard on") || dashboard.child.exitCode !== null,
@@ -267,7 +287,9 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
     if (pipeline) await stop(pipeline.up);
   });
 
-  const snapshot = async () => (await getJson<DashboardSnapshot>(dashboard.port, "/api/snapshot")).body!;
+  const authorized = { authorization: `Bearer ${DASHBOARD_TOKEN}` };
+  const api = (path: string) => fetch(`http://127.0.0.1:${dashboard.port}${path}`, { headers: authorized });
+  const snapshot = async () => (await (await api("/api/snapshot")).json()) as DashboardSnapshot;
 
   it("aggregates the collector, the processors' /status and /metrics, and the alerts in Redis", async () => {
     let s = await snapshot();
@@ -310,23 +332,25 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
     } finally {
       redis.destroy();
     }
-    const alerts = await fetch(`http://127.0.0.1:${dashboard.port}/api/alerts?limit=100`).then((r) =>
-      r.text(),
-    );
+    const alerts = await api("/api/alerts?limit=100").then((r) => r.text());
     assert.ok((JSON.parse(alerts) as FeedAlert[]).length > 0);
     assertNoCardNumbers(alerts, "/api/alerts");
     assertNoCardNumbers(JSON.stringify(s), "/api/snapshot");
-    const bad = await fetch(`http://127.0.0.1:${dashboard.port}/api/alerts?limit=1000`);
+    const bad = await api("/api/alerts?limit=1000");
     assert.equal(bad.status, 400);
+    assert.equal((await fetch(`http://127.0.0.1:${dashboard.port}/api/snapshot`)).status, 401);
   });
 
-  it("forwards rate changes to the collector and returns its 4xx reason as is", async () => {
-    const post = (body: unknown) =>
+  it("forwards an authenticated caller's rate changes to the collector, and returns its 4xx reason as is", async () => {
+    const post = (body: unknown, auth: Record<string, string> = authorized) =>
       fetch(`http://127.0.0.1:${dashboard.port}/api/collector/rate`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...auth },
         body: JSON.stringify(body),
       });
+    const anonymous = await post({ messages_per_second: 2500 }, {});
+    assert.equal(anonymous.status, 401);
+    assert.equal(await collectorTarget(pipeline.collectorPort), 2000, "nothing reached the collector");
     const good = await post({ messages_per_second: 2500 });
     assert.equal(good.status, 200);
     assert.deepEqual(await good.json(), { messages_per_second: 2500, previous: 2000 });
@@ -337,19 +361,132 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
     const extra = await post({ messages_per_second: 10, burst: true });
     assert.equal(extra.status, 400);
     assert.match(((await extra.json()) as { reason: string }).reason, /unknown field burst/);
+    // Above the collector's --max-rate: the dashboard's check passes it, the collector's says no.
+    const high = await post({ messages_per_second: 150_000 });
+    assert.equal(high.status, 400);
+    assert.match(((await high.json()) as { reason: string }).reason, /must be <= 100000/);
     assert.equal(await collectorTarget(pipeline.collectorPort), 2500);
   });
 
-  it("serves the UI, which renders the live feed in Chromium without console errors", async () => {
+  it("serves the UI, which asks for the token, then renders the live feed and changes the rate with it", async () => {
     browser = await launchBrowser();
     const { page, problems } = await openPage(browser, `http://127.0.0.1:${dashboard.port}/`);
+    // Without the token the event stream answers 401, and the UI asks for it.
+    await page.waitForSelector('[data-testid="token-input"]', { timeout: 10_000 });
+    assert.equal(await page.$('[data-testid="alert-row"]'), null, "no data before signing in");
+    await page.type('[data-testid="token-input"]', "not-the-token-0123456789");
+    await page.click('[data-testid="token-submit"]');
+    await page.waitForSelector('[data-testid="token-refused"]', { timeout: 10_000 });
+    await page.type('[data-testid="token-input"]', DASHBOARD_TOKEN);
+    await page.click('[data-testid="token-submit"]');
+
     await page.waitForSelector('[data-testid="alert-row"]', { timeout: 20_000 });
     await waitForStat(page, "out-rate", "v > 0", 20_000);
     const health = await page.$eval('[data-testid="health"]', (el) => el.textContent ?? "");
     assert.match(health, new RegExp(`processor http://127\\.0\\.0\\.1:${dead}.*ECONNREFUSED`));
     // biome-ignore lint/performance/useDomNodeTextContent: the rendered text, cells apart, is what a person sees
     assertNoCardNumbers(await page.evaluate(() => document.body.innerText), "the page text");
-    assert.deepEqual(problems, []);
+    assert.equal(
+      await page.evaluate(() => sessionStorage.getItem("paystream.dashboard.token")),
+      DASHBOARD_TOKEN,
+      "kept for this tab only",
+    );
+    assert.equal(await page.evaluate(() => localStorage.length), 0, "never in localStorage");
+    assert.equal((await page.cookies()).length, 0, "never in a cookie");
+
+    // The rate control sends the token: the change reaches the collector.
+    const before = (await collectorTarget(pipeline.collectorPort))!;
+    const wanted = before === 2222 ? 2345 : 2222;
+    await page.type('[data-testid="rate-input"]', String(wanted));
+    await page.click('[data-testid="rate-submit"]');
+    await page.waitForFunction(
+      (n: string) =>
+        new RegExp(`target set to ${n}`).test(
+          document.querySelector('[data-testid="rate-message"]')?.textContent ?? "",
+        ),
+      { timeout: 5000 },
+      wanted.toLocaleString("en-US"),
+    );
+    assert.equal(await collectorTarget(pipeline.collectorPort), wanted);
+    await waitForStat(page, "target-rate", `v === ${wanted}`, 5000);
+
+    // A reload keeps the token (same tab); forgetting it asks again.
+    await page.reload({ waitUntil: "load" });
+    await page.waitForSelector('[data-testid="alert-row"]', { timeout: 20_000 });
+    await page.click('[data-testid="token-forget"]');
+    await page.waitForSelector('[data-testid="token-input"]', { timeout: 10_000 });
+    assert.equal(await page.evaluate(() => sessionStorage.getItem("paystream.dashboard.token")), null);
+
+    // The only console errors are the refused requests for the event stream (401, no token yet).
+    const unexpected = problems.filter(
+      (p) => !(p.url.endsWith("/api/events") && /status of 401/.test(p.text)),
+    );
+    assert.deepEqual(unexpected, []);
+  });
+
+  it("with a Basic login only, the browser asks for it on the page and sends it with every request", async () => {
+    const port = freePort();
+    const basicOnly = startService(
+      "dashboard",
+      [
+        "dashboard",
+        "--redis",
+        services.redis,
+        "--collector-url",
+        `http://127.0.0.1:${pipeline.collectorPort}`,
+        "--processor-urls",
+        `http://127.0.0.1:${pipeline.port}`,
+        "--port",
+        String(port),
+      ],
+      port,
+      {
+        PAYSTREAM_API_TOKEN: COLLECTOR_TOKEN,
+        PAYSTREAM_DASHBOARD_TOKEN: "",
+        PAYSTREAM_DASHBOARD_BASIC_AUTH: hashBasicPassword("ops", "a long passphrase"),
+      },
+    );
+    browser ??= await launchBrowser();
+    // Its own context: no login or token from the tests before.
+    const context = await browser.createBrowserContext();
+    try {
+      await waitUntil(
+        () => basicOnly.output().includes("paystream dashboard on") || basicOnly.child.exitCode !== null,
+        20_000,
+        "dashboard listening",
+      );
+      const url = `http://127.0.0.1:${port}/`;
+      // No login: the page itself is refused, with a Basic challenge.
+      const anonymous = await fetch(url);
+      assert.equal(anonymous.status, 401);
+      assert.match(anonymous.headers.get("www-authenticate") ?? "", /^Basic realm="paystream"/);
+      const page = await context.newPage();
+      const problems: string[] = [];
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(m.text());
+      });
+      await page.authenticate({ username: "ops", password: "a long passphrase" });
+      assert.equal((await page.goto(url, { waitUntil: "load" }))?.status(), 200);
+      await waitForStat(page, "out-rate", "v > 0", 20_000);
+      assert.equal(await page.$('[data-testid="token-input"]'), null, "no token asked for");
+      const before = (await collectorTarget(pipeline.collectorPort))!;
+      const wanted = before === 2100 ? 2200 : 2100;
+      await page.type('[data-testid="rate-input"]', String(wanted));
+      await page.click('[data-testid="rate-submit"]');
+      await page.waitForFunction(
+        (n: string) =>
+          new RegExp(`target set to ${n}`).test(
+            document.querySelector('[data-testid="rate-message"]')?.textContent ?? "",
+          ),
+        { timeout: 5000 },
+        wanted.toLocaleString("en-US"),
+      );
+      assert.equal(await collectorTarget(pipeline.collectorPort), wanted);
+      assert.deepEqual(problems, []);
+    } finally {
+      await context.close();
+      await stop(basicOnly);
+    }
   });
 
   it("refuses bad flags, naming the field, and an unreachable Redis, naming the address", async () => {
@@ -359,7 +496,9 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
       [["--port", "-1"], /invalid config http\.port/],
       [["--redis", "redis://127.0.0.1:1", "--port", "0"], /cannot reach Redis at redis:\/\/127\.0\.0\.1:1/],
     ] as const) {
-      const s = startService("dashboard", ["dashboard", ...args], 0);
+      const s = startService("dashboard", ["dashboard", ...args], 0, {
+        PAYSTREAM_DASHBOARD_TOKEN: DASHBOARD_TOKEN,
+      });
       const code = await s.exited;
       assert.equal(code, 1, s.output());
       assert.match(s.output(), re);

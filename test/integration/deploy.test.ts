@@ -15,7 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import { CONSUMER_GROUP, TopicLayout, Topics } from "../../src/contracts/topics.ts";
-import { createServiceHttp } from "../../src/lib/http.ts";
+import { createServiceHttp, resolveAccess } from "../../src/lib/http.ts";
 import { createRegistry } from "../../src/lib/metrics.ts";
 import { loadRulesFile } from "../../src/processor/rules-file.ts";
 
@@ -30,6 +30,8 @@ const REQUIRED = [
   "redis.url=redis://redis:6379",
   "piiKey.existingSecret=paystream-pii",
   "processor.warehouse.url=postgres://paystream@pg:5432/paystream",
+  "collector.apiToken.existingSecret=paystream-collector-api",
+  "dashboard.auth.existingSecret=paystream-dashboard-auth",
 ];
 
 function helmBin(): string {
@@ -71,8 +73,8 @@ function template(set: string[] = [], extra: string[] = []) {
 // biome-ignore lint/suspicious/noExplicitAny: rendered manifests are checked field by field
 type Manifest = Record<string, any>;
 
-function render(set: string[] = []): Manifest[] {
-  const r = template(set);
+function render(set: string[] = [], extra: string[] = []): Manifest[] {
+  const r = template(set, extra);
   assert.equal(r.code, 0, r.err);
   return parseAllDocuments(r.out)
     .map((d) => d.toJS() as Manifest | null)
@@ -144,11 +146,27 @@ describe("Helm chart", () => {
       ],
       [
         "collector",
-        ["PAYSTREAM_KAFKA_BROKERS", "PAYSTREAM_COLLECTOR_PORT", "PAYSTREAM_RATE", "PAYSTREAM_ACCOUNTS"],
+        [
+          "PAYSTREAM_KAFKA_BROKERS",
+          "PAYSTREAM_COLLECTOR_PORT",
+          "PAYSTREAM_RATE",
+          "PAYSTREAM_ACCOUNTS",
+          "PAYSTREAM_API_TOKEN",
+          "PAYSTREAM_HTTP_HOST",
+        ],
       ],
       [
         "dashboard",
-        ["PAYSTREAM_REDIS_URL", "PAYSTREAM_COLLECTOR_URL", "PAYSTREAM_PROCESSOR_SERVICE", "PAYSTREAM_PORT"],
+        [
+          "PAYSTREAM_REDIS_URL",
+          "PAYSTREAM_COLLECTOR_URL",
+          "PAYSTREAM_PROCESSOR_SERVICE",
+          "PAYSTREAM_PORT",
+          "PAYSTREAM_API_TOKEN",
+          "PAYSTREAM_DASHBOARD_TOKEN",
+          "PAYSTREAM_DASHBOARD_MAX_SSE_CLIENTS",
+          "PAYSTREAM_HTTP_HOST",
+        ],
       ],
     ] as const) {
       const known = helpEnv(component);
@@ -210,7 +228,19 @@ describe("Helm chart", () => {
 
   it("probes the paths and ports the services really serve", async () => {
     const ms = render();
-    const app = createServiceHttp({ registry: createRegistry("deploy-test", false) });
+    // As in a pod: bound to every interface, credentials required, a Host allow-list set. The
+    // kubelet probes by pod IP without credentials, and must still get its answers.
+    const app = createServiceHttp({
+      registry: createRegistry("deploy-test", false),
+      access: resolveAccess({
+        what: "probe test",
+        credentialHint: "--api-token",
+        token: "probe-test-token-0123456789",
+        bindHost: "0.0.0.0",
+        allowedHosts: ["paystream.example.com"],
+        protectedReads: ["/"],
+      }),
+    });
     for (const [component, portEnv, helpDefault] of [
       ["processor", "PAYSTREAM_METRICS_PORT", "9464"],
       ["collector", "PAYSTREAM_COLLECTOR_PORT", "5000"],
@@ -233,13 +263,158 @@ describe("Helm chart", () => {
           ports.has(probe.httpGet.port),
           `${component}: probe port ${probe.httpGet.port} is a named port`,
         );
-        const res = await app.inject({ method: "GET", url: probe.httpGet.path });
+        const res = await app.inject({
+          method: "GET",
+          url: probe.httpGet.path,
+          headers: { host: `10.1.2.3:${ports.get(probe.httpGet.port)}` },
+        });
         assert.equal(res.statusCode, 200, `${component}: ${probe.httpGet.path} is served`);
       }
       const svc = find(ms, "Service", component);
       assert.ok(ports.has(svc.spec.ports[0].targetPort), `${component}: Service targets a named port`);
     }
     await app.close();
+  });
+
+  it("takes the collector's token and the dashboard's credentials only from Secrets, and refuses to render without them", () => {
+    const ms = render(["dashboard.auth.basicAuthKey=PAYSTREAM_DASHBOARD_BASIC_AUTH"]);
+    const collector = envOf(find(ms, "Deployment", "collector").spec.template.spec.containers[0]);
+    const dashboard = envOf(find(ms, "Deployment", "dashboard").spec.template.spec.containers[0]);
+    const ref = (name: string, key: string) => ({ secretKeyRef: { name, key } });
+    assert.deepEqual(collector.get("PAYSTREAM_API_TOKEN"), {
+      name: "PAYSTREAM_API_TOKEN",
+      valueFrom: ref("paystream-collector-api", "PAYSTREAM_API_TOKEN"),
+    });
+    // The dashboard holds the collector's token to send it, and its own credentials to check callers.
+    assert.deepEqual(
+      dashboard.get("PAYSTREAM_API_TOKEN")?.valueFrom,
+      ref("paystream-collector-api", "PAYSTREAM_API_TOKEN"),
+    );
+    assert.deepEqual(
+      dashboard.get("PAYSTREAM_DASHBOARD_TOKEN")?.valueFrom,
+      ref("paystream-dashboard-auth", "PAYSTREAM_DASHBOARD_TOKEN"),
+    );
+    assert.deepEqual(
+      dashboard.get("PAYSTREAM_DASHBOARD_BASIC_AUTH")?.valueFrom,
+      ref("paystream-dashboard-auth", "PAYSTREAM_DASHBOARD_BASIC_AUTH"),
+    );
+    for (const env of [collector, dashboard]) {
+      assert.ok(!env.has("PAYSTREAM_INSECURE_OPEN_API"), "not open");
+      for (const [name, e] of env) {
+        if (/TOKEN|BASIC_AUTH/.test(name)) assert.equal(e.value, undefined, `${name} is never a plain value`);
+      }
+    }
+    const noToken = template(["collector.apiToken.existingSecret="]);
+    assert.notEqual(noToken.code, 0);
+    assert.match(noToken.err, /collector\.apiToken\.existingSecret is required/);
+    const noAuth = template(["dashboard.auth.existingSecret="]);
+    assert.notEqual(noAuth.code, 0);
+    assert.match(noAuth.err, /dashboard\.auth\.existingSecret is required/);
+    const noKeys = template(["dashboard.auth.tokenKey="]);
+    assert.notEqual(noKeys.code, 0);
+    assert.match(noKeys.err, /set tokenKey and\/or basicAuthKey/);
+    const inline = template(["collector.apiToken.value=0123456789abcdef0123"]);
+    assert.notEqual(inline.code, 0, "a token given as a value is rejected by the values schema");
+
+    // The explicit opt-out: open, and said so to each pod (which logs it and shows it in /status).
+    const open = render([
+      "insecureOpenApi=true",
+      "collector.apiToken.existingSecret=",
+      "dashboard.auth.existingSecret=",
+    ]);
+    for (const component of ["collector", "dashboard"]) {
+      const env = envOf(find(open, "Deployment", component).spec.template.spec.containers[0]);
+      assert.equal(env.get("PAYSTREAM_INSECURE_OPEN_API")?.value, "true", component);
+      assert.ok(!env.has("PAYSTREAM_API_TOKEN"), component);
+    }
+  });
+
+  it("listens on every interface in pods, while the commands default to loopback", () => {
+    const ms = render();
+    for (const component of ["processor", "collector", "dashboard"]) {
+      const env = envOf(find(ms, "Deployment", component).spec.template.spec.containers[0]);
+      assert.equal(env.get("PAYSTREAM_HTTP_HOST")?.value, "0.0.0.0", component);
+      const help = spawnSync(NODE, [join(ROOT, "src/cli/main.ts"), component, "--help"], {
+        encoding: "utf8",
+      });
+      assert.match(help.stdout, /env PAYSTREAM_HTTP_HOST; key http\.host; default 127\.0\.0\.1/, component);
+    }
+  });
+
+  it("limits each component's traffic with a NetworkPolicy: in from who needs it, out to what it needs", () => {
+    const ms = render();
+    const policy = (component: string) => {
+      const np = find(ms, "NetworkPolicy", component);
+      const deploy = find(ms, "Deployment", component);
+      assert.deepEqual(
+        np.spec.podSelector.matchLabels,
+        deploy.spec.selector.matchLabels,
+        `${component} selects its pods`,
+      );
+      assert.deepEqual(np.spec.policyTypes, ["Ingress", "Egress"]);
+      return np.spec;
+    };
+    const selects = (peer: Manifest, component: string) =>
+      peer.podSelector?.matchLabels?.["app.kubernetes.io/component"] === component && !peer.namespaceSelector;
+    const prometheus = (peer: Manifest) =>
+      peer.podSelector?.matchLabels?.["app.kubernetes.io/name"] === "prometheus";
+    const egressPorts = (spec: Manifest) =>
+      new Set(
+        spec.egress.flatMap((r: Manifest) => (r.ports as Manifest[]).map((p) => `${p.protocol}/${p.port}`)),
+      );
+
+    const processor = policy("processor");
+    assert.equal(processor.ingress.length, 1);
+    assert.deepEqual(processor.ingress[0].ports, [{ port: "metrics", protocol: "TCP" }]);
+    assert.ok(processor.ingress[0].from.some(prometheus));
+    assert.ok(processor.ingress[0].from.some((p: Manifest) => selects(p, "dashboard")));
+    assert.deepEqual([...egressPorts(processor)].sort(), [
+      "TCP/443",
+      "TCP/53",
+      "TCP/5432",
+      "TCP/6379",
+      "TCP/9092",
+      "UDP/53",
+    ]);
+
+    const collector = policy("collector");
+    assert.deepEqual(collector.ingress[0].ports, [{ port: "http", protocol: "TCP" }]);
+    assert.ok(collector.ingress[0].from.some((p: Manifest) => selects(p, "dashboard")));
+    assert.ok(collector.ingress[0].from.some(prometheus));
+    assert.deepEqual(
+      [...egressPorts(collector)].sort(),
+      ["TCP/53", "TCP/9092", "UDP/53"],
+      "Kafka and DNS only",
+    );
+
+    const dashboard = policy("dashboard");
+    assert.deepEqual(dashboard.ingress[0].ports, [{ port: "http", protocol: "TCP" }]);
+    const toCollector = dashboard.egress.find((r: Manifest) =>
+      r.to?.some((p: Manifest) => selects(p, "collector")),
+    );
+    assert.deepEqual(toCollector?.ports, [{ port: 5000, protocol: "TCP" }]);
+    const toProcessors = dashboard.egress.find((r: Manifest) =>
+      r.to?.some((p: Manifest) => selects(p, "processor")),
+    );
+    assert.deepEqual(toProcessors?.ports, [{ port: 9464, protocol: "TCP" }]);
+    assert.ok(!egressPorts(dashboard).has("TCP/9092"), "the dashboard does not talk to Kafka");
+    // Every pod can resolve names, through the cluster DNS only.
+    for (const spec of [processor, collector, dashboard]) {
+      const dns = spec.egress.find((r: Manifest) => r.ports.some((p: Manifest) => p.port === 53));
+      assert.equal(dns.to[0].namespaceSelector.matchLabels["kubernetes.io/metadata.name"], "kube-system");
+    }
+
+    // Narrowed to CIDRs; no peers at all means nothing comes in (never "everything").
+    const narrowed = render(
+      ["networkPolicy.prometheus.from=null", "networkPolicy.dashboard.ingressFrom=null"],
+      ["--set-json", 'networkPolicy.kafka.to=[{"ipBlock":{"cidr":"10.20.0.0/16"}}]'],
+    );
+    const kafka = find(narrowed, "NetworkPolicy", "collector").spec.egress.find((r: Manifest) =>
+      r.ports.some((p: Manifest) => p.port === 9092),
+    );
+    assert.deepEqual(kafka.to, [{ ipBlock: { cidr: "10.20.0.0/16" } }]);
+    assert.deepEqual(find(narrowed, "NetworkPolicy", "dashboard").spec.ingress, []);
+    assert.ok(!render(["networkPolicy.enabled=false"]).some((m) => m.kind === "NetworkPolicy"));
   });
 
   it("runs pods as non-root with a read-only root filesystem and no privilege escalation", () => {

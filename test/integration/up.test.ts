@@ -14,6 +14,7 @@ import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
 interface Summary {
+  api: { collector: { writes: string }; dashboard: { writes: string; allowed_hosts: string[] | string } };
   collector: { produced: number; by_kind: Record<string, number>; labels: Record<string, number> };
   processor: {
     processed: number;
@@ -115,6 +116,11 @@ describe("paystream up (child process)", () => {
     const r = await runUp(["--warehouse", url]);
     const s = assertPipelineWorked(r);
     assert.match(r.stdout, /embedded \(no Kafka, no Redis needed\)/);
+    // A demo on loopback: the controls are open (the rate change above had no token), and
+    // only loopback Host names are answered.
+    assert.equal(s.api.collector.writes, "open (demo)");
+    assert.equal(s.api.dashboard.writes, "open (demo)");
+    assert.deepEqual(s.api.dashboard.allowed_hosts, ["localhost", "127.0.0.1", "::1"]);
     const wh = await openWarehouse(url);
     try {
       assert.equal(
@@ -185,6 +191,31 @@ describe("paystream up (child process)", () => {
     const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
     assert.equal(code, 1);
     assert.match(stderr, /PAYSTREAM_PII_KEY/);
+  });
+
+  it("off loopback, refuses to start without credentials for its controls, naming the options", async () => {
+    const run = (args: string[], env: Record<string, string>) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(
+          "bin/paystream",
+          ["up", "--host", "0.0.0.0", "--port", "0", "--collector-port", "0", ...args],
+          {
+            env: { ...process.env, PAYSTREAM_API_TOKEN: "", PAYSTREAM_DASHBOARD_TOKEN: "", ...env },
+            stdio: ["ignore", "ignore", "pipe"],
+          },
+        );
+        let stderr = "";
+        c.stderr.on("data", (d) => {
+          stderr += d;
+        });
+        c.on("exit", (code) => resolve({ code, stderr }));
+      });
+    const none = await run([], {});
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /collector API has no credentials.*--api-token.*--insecure-open-api/);
+    const noDashboard = await run([], { PAYSTREAM_API_TOKEN: "0123456789abcdef0123" });
+    assert.equal(noDashboard.code, 1);
+    assert.match(noDashboard.stderr, /dashboard has no credentials.*--auth-token.*--basic-auth/);
   });
 
   it("explains bad flags and busy ports", async () => {

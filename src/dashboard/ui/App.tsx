@@ -3,6 +3,12 @@
  * The dashboard: one snapshot per second over Server-Sent Events (`api/events`), rendered as
  * cards. The only write is the collector rate form, which posts to `api/collector/rate` and
  * shows the collector's own reason when it refuses a value.
+ *
+ * Credentials: when the server asks (401), the UI asks for the dashboard's token, keeps it in
+ * this tab's sessionStorage (gone when the tab closes; never in localStorage or a cookie) and
+ * sends it as `Authorization: Bearer`. The event stream is read with fetch rather than
+ * EventSource, which cannot send that header. With --basic-auth the browser asks for the login
+ * itself and sends it on every request; in `paystream up` on loopback nothing is asked.
  */
 import { type FormEvent, type ReactNode, useEffect, useState } from "react";
 import type { DashboardSnapshot, FeedAlert, HealthItem, HistoryPoint } from "../aggregate.ts";
@@ -13,19 +19,138 @@ const ms = (n: number | null): string =>
   n === null ? "–" : n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${n.toFixed(1)} ms`;
 const clock = (iso: string): string => (iso.length >= 19 ? iso.slice(11, 19) : iso);
 
-function useSnapshot(): { snap: DashboardSnapshot | null; live: boolean } {
+const TOKEN_KEY = "paystream.dashboard.token";
+
+function readToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null; // storage disabled: the token lives for this page only
+  }
+}
+
+/** The dashboard token of this tab, kept in sessionStorage. */
+function useToken(): [string | null, (t: string | null) => void] {
+  const [token, setTokenState] = useState<string | null>(readToken);
+  const setToken = (t: string | null) => {
+    try {
+      if (t) sessionStorage.setItem(TOKEN_KEY, t);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage disabled: keep it in memory only
+    }
+    setTokenState(t);
+  };
+  return [token, setToken];
+}
+
+function authHeaders(token: string | null): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {};
+}
+
+/** The `data:` of an `event: snapshot` frame, or undefined for other frames (retry, comments). */
+function snapshotData(frame: string): string | undefined {
+  let event = "message";
+  const data: string[] = [];
+  for (const line of frame.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+  }
+  return event === "snapshot" && data.length > 0 ? data.join("\n") : undefined;
+}
+
+/** What the server asked for on a 401: its token (Bearer), or only a browser login (Basic). */
+type AuthNeeded = "token" | "login" | null;
+
+function useSnapshot(token: string | null): {
+  snap: DashboardSnapshot | null;
+  live: boolean;
+  needsAuth: AuthNeeded;
+} {
   const [snap, setSnap] = useState<DashboardSnapshot | null>(null);
   const [live, setLive] = useState(false);
+  const [needsAuth, setNeedsAuth] = useState<AuthNeeded>(null);
   useEffect(() => {
-    const es = new EventSource("api/events");
-    es.addEventListener("snapshot", (e) => {
-      setSnap(JSON.parse((e as MessageEvent<string>).data) as DashboardSnapshot);
-      setLive(true);
-    });
-    es.addEventListener("error", () => setLive(false));
-    return () => es.close();
-  }, []);
-  return { snap, live };
+    const abort = new AbortController();
+    let retry: ReturnType<typeof setTimeout> | undefined;
+    const connect = async () => {
+      try {
+        const res = await fetch("api/events", {
+          headers: authHeaders(token),
+          cache: "no-store",
+          signal: abort.signal,
+        });
+        if (res.status === 401) {
+          // No retry: a new token (or a browser login) starts the next attempt.
+          const challenge = res.headers.get("www-authenticate") ?? "";
+          setNeedsAuth(/bearer/i.test(challenge) || !/basic/i.test(challenge) ? "token" : "login");
+          setLive(false);
+          return;
+        }
+        setNeedsAuth(null);
+        if (!res.ok || !res.body) throw new Error(`status ${res.status}`);
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replaceAll("\r\n", "\n");
+          for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+            const data = snapshotData(buffer.slice(0, end));
+            buffer = buffer.slice(end + 2);
+            if (data !== undefined) {
+              setSnap(JSON.parse(data) as DashboardSnapshot);
+              setLive(true);
+            }
+          }
+        }
+      } catch {
+        if (abort.signal.aborted) return;
+      }
+      if (abort.signal.aborted) return;
+      // Closed, refused (503: too many streams) or unreachable: try again shortly.
+      setLive(false);
+      retry = setTimeout(() => void connect(), 2000);
+    };
+    void connect();
+    return () => {
+      abort.abort();
+      clearTimeout(retry);
+    };
+  }, [token]);
+  return { snap, live, needsAuth };
+}
+
+/** Asks for the dashboard token; used by the sign-in screen and the rate form after a 401. */
+function TokenForm(props: { onToken: (t: string) => void; refused: boolean }) {
+  const [value, setValue] = useState("");
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    if (value.trim() === "") return;
+    props.onToken(value.trim());
+    setValue("");
+  };
+  return (
+    <form className="token-form" onSubmit={submit}>
+      <input
+        data-testid="token-input"
+        type="password"
+        autoComplete="off"
+        aria-label="dashboard token"
+        placeholder="dashboard token"
+        value={value}
+        onChange={(e) => setValue(e.target.value)}
+      />
+      <button type="submit" data-testid="token-submit" disabled={value.trim() === ""}>
+        Use token
+      </button>
+      {props.refused ? (
+        <span className="error" data-testid="token-refused">
+          that token was refused
+        </span>
+      ) : null}
+    </form>
+  );
 }
 
 function Card(props: { title: string; className?: string; children: ReactNode }) {
@@ -92,22 +217,27 @@ function Bars(props: { rows: { label: string; value: number; className?: string 
   );
 }
 
-function RateControl({ snap }: { snap: DashboardSnapshot }) {
+function RateControl(props: {
+  snap: DashboardSnapshot;
+  token: string | null;
+  setToken: (t: string | null) => void;
+}) {
   const [value, setValue] = useState("");
   const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState<{ ok: boolean; text: string } | null>(null);
-  const c = snap.collector;
+  const [askToken, setAskToken] = useState(false);
+  const c = props.snap.collector;
 
   async function submit(e: FormEvent) {
     e.preventDefault();
     const raw = value.trim();
-    // Numbers go as numbers; anything else is sent as typed, and the collector says what is wrong.
+    // Numbers go as numbers; anything else is sent as typed, and the server says what is wrong.
     const body = { messages_per_second: /^-?\d+(\.\d+)?$/.test(raw) ? Number(raw) : raw };
     setBusy(true);
     try {
       const res = await fetch("api/collector/rate", {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...authHeaders(props.token) },
         body: JSON.stringify(body),
       });
       const answer = (await res.json().catch(() => ({}))) as {
@@ -116,12 +246,15 @@ function RateControl({ snap }: { snap: DashboardSnapshot }) {
         reason?: string;
         error?: string;
       };
+      setAskToken(res.status === 401);
       if (res.ok) {
         setMessage({
           ok: true,
           text: `target set to ${fmt(answer.messages_per_second)} tx/s (was ${fmt(answer.previous)})`,
         });
         setValue("");
+      } else if (res.status === 401) {
+        setMessage({ ok: false, text: "401: this needs the dashboard token" });
       } else {
         setMessage({ ok: false, text: `${res.status}: ${answer.reason ?? answer.error ?? res.statusText}` });
       }
@@ -156,6 +289,16 @@ function RateControl({ snap }: { snap: DashboardSnapshot }) {
         <p className={message.ok ? "ok-text" : "error"} data-testid="rate-message" role="status">
           {message.text}
         </p>
+      ) : null}
+      {askToken ? (
+        <TokenForm
+          refused={props.token !== null}
+          onToken={(t) => {
+            props.setToken(t);
+            setAskToken(false);
+            setMessage(null);
+          }}
+        />
       ) : null}
     </Card>
   );
@@ -219,8 +362,32 @@ function Health({ items }: { items: HealthItem[] }) {
   );
 }
 
+function SignIn(props: {
+  needs: "token" | "login";
+  token: string | null;
+  setToken: (t: string | null) => void;
+}) {
+  if (props.needs === "login") {
+    return (
+      <main className="loading">
+        <h1>paystream</h1>
+        <p className="muted">This dashboard needs a login: reload the page to sign in.</p>
+      </main>
+    );
+  }
+  return (
+    <main className="loading">
+      <h1>paystream</h1>
+      <p className="muted">This dashboard needs its token (ask whoever runs it).</p>
+      <TokenForm refused={props.token !== null} onToken={props.setToken} />
+    </main>
+  );
+}
+
 export function App() {
-  const { snap, live } = useSnapshot();
+  const [token, setToken] = useToken();
+  const { snap, live, needsAuth } = useSnapshot(token);
+  if (needsAuth) return <SignIn needs={needsAuth} token={token} setToken={setToken} />;
   if (!snap) {
     return (
       <main className="loading">
@@ -244,6 +411,17 @@ export function App() {
           {live ? "live" : "reconnecting…"}
         </span>
         <span className="muted">updated {new Date(snap.at).toLocaleTimeString("en-GB")}</span>
+        {token ? (
+          <button
+            type="button"
+            className="link"
+            data-testid="token-forget"
+            onClick={() => setToken(null)}
+            title="remove the dashboard token from this tab"
+          >
+            forget token
+          </button>
+        ) : null}
       </header>
       <div className="grid">
         <Card title="Throughput" className="wide">
@@ -263,7 +441,7 @@ export function App() {
             {fmt(peak)} tx/s
           </p>
         </Card>
-        <RateControl snap={snap} />
+        <RateControl snap={snap} token={token} setToken={setToken} />
         <Card title="Consumer lag">
           <div className="stats">
             <Stat label="records behind" value={fmt(snap.lag_records)} testId="lag" />

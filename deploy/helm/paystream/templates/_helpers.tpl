@@ -52,7 +52,24 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
-{{/* Env shared by both components. */}}
+{{/*
+The collector's API token from its Secret, required unless insecureOpenApi (then nothing).
+Used by the collector (which checks it) and the dashboard (which sends it).
+*/}}
+{{- define "paystream.collectorToken" -}}
+{{- $t := .Values.collector.apiToken }}
+{{- if $t.existingSecret -}}
+- name: PAYSTREAM_API_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ $t.existingSecret }}
+      key: {{ $t.key }}
+{{- else if not .Values.insecureOpenApi }}
+{{- fail "collector.apiToken.existingSecret is required: a Secret holding the control API's bearer token (key collector.apiToken.key); or set insecureOpenApi=true to run it open" }}
+{{- end }}
+{{- end }}
+
+{{/* Env shared by both components. Pods listen on every interface: the commands default to loopback. */}}
 {{- define "paystream.commonEnv" -}}
 - name: PAYSTREAM_KAFKA_BROKERS
   value: {{ required "kafka.brokers is required (host:port[,host:port])" .Values.kafka.brokers | quote }}
@@ -66,4 +83,44 @@ app.kubernetes.io/component: {{ .component }}
 - name: tmp
   emptyDir:
     sizeLimit: 64Mi
+{{- end }}
+
+{{/* NetworkPolicy parts (templates/networkpolicy.yaml). */}}
+
+{{/*
+Ingress to one named port from a list of peers. No peers: no rule, so nothing comes in (a rule
+with an empty `from` would let everything in).
+*/}}
+{{- define "paystream.np.ingress" -}}
+{{- if .peers -}}
+ingress:
+  - ports:
+      - port: {{ .port }}
+        protocol: TCP
+    from:
+      {{- toYaml .peers | nindent 6 }}
+{{- else -}}
+ingress: []
+{{- end }}
+{{- end }}
+
+{{/* DNS, to the cluster's resolver. */}}
+{{- define "paystream.np.dns" -}}
+- to:
+    {{- toYaml .to | nindent 4 }}
+  ports:
+    {{- toYaml .ports | nindent 4 }}
+{{- end }}
+
+{{/* Egress to an outside service's TCP ports; no `to`: any address, on those ports only. */}}
+{{- define "paystream.np.egress" -}}
+- ports:
+    {{- range .ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with .to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end }}

@@ -1,0 +1,67 @@
+/**
+ * `paystream dashboard` on its own: the UI and API reading the collector's control API, the
+ * processors' /status and /metrics (a fixed list or a headless Service's addresses) and the
+ * alerts in Redis.
+ */
+import type { DashboardConfig } from "../dashboard/config.ts";
+import { dashboardAccess, mountDashboard } from "../dashboard/server.ts";
+import { dnsUpstreams, httpUpstream } from "../dashboard/sources.ts";
+import { createServiceHttp, listen } from "../lib/http.ts";
+import type { Logger } from "../lib/log.ts";
+import { createRegistry } from "../lib/metrics.ts";
+import { openAlertStores } from "./stores.ts";
+
+export interface RunningDashboard {
+  url: string;
+  /** Where the alerts come from (password redacted). */
+  alertsLabel: string;
+  close(): Promise<void>;
+}
+
+/** Resolves once the UI bundle is built and the server listens. */
+export async function runDashboard(cfg: DashboardConfig, log: Logger): Promise<RunningDashboard> {
+  // Missing credentials stop start-up before anything connects. No demo mode standalone:
+  // open access is only ever the explicit --insecure-open-api.
+  const access = dashboardAccess(cfg.auth, cfg.http, false, log);
+  const stores = await openAlertStores(cfg.redisUrl, log);
+  let uiBuilt = false;
+  const http = createServiceHttp({
+    registry: createRegistry("dashboard"),
+    readiness: [{ name: "ui", check: () => (uiBuilt ? undefined : "building the UI bundle") }],
+    limits: {
+      requestTimeoutMs: cfg.http.requestTimeoutMs,
+      connectionTimeoutMs: cfg.http.connectionTimeoutMs,
+    },
+    access,
+  });
+  try {
+    const dashboard = mountDashboard(http, {
+      sources: {
+        collector: httpUpstream(cfg.collectorUrl, { token: cfg.collectorToken }),
+        processors: cfg.processorService
+          ? dnsUpstreams(cfg.processorService)
+          : cfg.processorUrls.map((u) => httpUpstream(u)),
+        alerts: stores.reader,
+      },
+      intervalMs: cfg.refreshMs,
+      log,
+      maxSseClients: cfg.maxSseClients,
+      access,
+    });
+    await dashboard.ready;
+    uiBuilt = true;
+    const url = await listen(http, cfg.http.host, cfg.http.port, "dashboard");
+    return {
+      url,
+      alertsLabel: stores.label,
+      close: async () => {
+        await http.close();
+        await stores.close();
+      },
+    };
+  } catch (err) {
+    await http.close().catch(() => {});
+    await stores.close();
+    throw err;
+  }
+}
