@@ -26,6 +26,10 @@ export function registerBuiltins(register: Register): void {
     summary: "serve the live dashboard (React UI + API) from the collector, processors and Redis",
     load: () => import("./dashboard.ts"),
   });
+  register("dlq", {
+    summary: "list and show dead-lettered records (masked), redrive fixed ones to the input topic",
+    load: () => import("./dlq.ts"),
+  });
   register("topics", {
     summary: "create the Kafka topics with their partition counts (idempotent)",
     load: () => import("./topics.ts"),

@@ -76,7 +76,7 @@ export const dashboardBasicAuth = defineOption({
   flag: "basic-auth",
   env: "PAYSTREAM_DASHBOARD_BASIC_AUTH",
   description:
-    "Basic login the dashboard's callers may use instead: user:scrypt:<salt base64>:<key base64> (docs/security-http.md)",
+    "Basic login the dashboard's callers may use instead: user:scrypt:<salt base64>:<key base64> (docs/security.md)",
   parse: (raw: unknown): BasicCredential => parseBasicCredential(raw),
   secret: true,
   optional: true,

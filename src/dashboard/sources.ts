@@ -4,16 +4,12 @@
  * `inject` (`paystream up`: the in-process collector's and processor's own routes, no socket).
  * Either way the dashboard sees the same /config, /stats, /status, /metrics and /readyz
  * answers, and a rate change goes through the collector's own validation.
- * An alert feed reads the latest alerts: Redis (the `fraud:alerts` stream and the
- * `fraud:active_accounts` zset the processors write) or the embedded store.
+ * The latest alerts come through the AlertFeed port (src/contracts/ports.ts): Redis or the
+ * embedded store, as src/app chose.
  */
 import { lookup } from "node:dns/promises";
 import type { FastifyInstance } from "fastify";
-import type { EmbeddedAlertStore } from "../adapters/embedded/alerts.ts";
-import type { Redis } from "../adapters/redis/client.ts";
-import { alertToJson } from "../contracts/alert.ts";
-import { AlertKeys } from "../contracts/redis.ts";
-import { redactUrl } from "../lib/url.ts";
+import type { AlertFeed } from "../contracts/ports.ts";
 import type { AlertsReading, Answer, Readings } from "./aggregate.ts";
 
 export interface Upstream {
@@ -76,44 +72,6 @@ export function injectUpstream(app: FastifyInstance, label: string, token?: stri
         return { status: 0, body: undefined, error: `${label}: ${(err as Error).message}` };
       }
     },
-  };
-}
-
-export interface AlertFeed {
-  readonly source: string;
-  /** Newest first, as alert JSON objects. */
-  latest(limit: number): Promise<unknown[]>;
-  /** Accounts whose latest alert is at or after `sinceMs`. */
-  activeAccounts(sinceMs: number): Promise<number>;
-}
-
-export function embeddedAlertFeed(store: EmbeddedAlertStore): AlertFeed {
-  return {
-    source: "embedded alert store",
-    latest: async (limit) => store.recent(limit).map((a) => JSON.parse(alertToJson(a)) as unknown),
-    activeAccounts: async (sinceMs) => store.activeAccounts(sinceMs),
-  };
-}
-
-/** `url` only names the source (password redacted). */
-export function redisAlertFeed(redis: Redis, url: string): AlertFeed {
-  return {
-    source: `redis ${redactUrl(url)} (${AlertKeys.stream})`,
-    async latest(limit) {
-      const entries = await redis.xRevRange(AlertKeys.stream, "+", "-", { COUNT: limit });
-      const out: unknown[] = [];
-      for (const e of entries ?? []) {
-        const json = e.message.alert;
-        if (typeof json !== "string") continue;
-        try {
-          out.push(JSON.parse(json));
-        } catch {
-          // not an alert entry: skip it
-        }
-      }
-      return out;
-    },
-    activeAccounts: (sinceMs) => redis.zCount(AlertKeys.activeAccounts, sinceMs, "+inf"),
   };
 }
 

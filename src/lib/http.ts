@@ -3,7 +3,7 @@
  * /metrics already mounted, the limits and headers every server needs, the access control
  * of the write endpoints, and start-up errors that say what to do (port in use).
  *
- * What every server gets (docs/security-http.md):
+ * What every server gets (docs/security.md, "Controls and HTTP"):
  * - limits: body size, the whole request within a time (a half-sent body is cut off), idle
  *   sockets and keep-alives closed, headers within a time, JSON nesting depth;
  * - strict body validation (no type coercion: "5" is not an integer) with errors that name
@@ -133,7 +133,7 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 /**
  * Parses `user:scrypt:<salt base64>:<key base64>` (the key is scrypt(password, salt, 64) with
- * N=16384, r=8, p=1; docs/security-http.md shows how to make one). Errors never quote the value.
+ * N=16384, r=8, p=1; docs/security.md shows how to make one). Errors never quote the value.
  */
 export function parseBasicCredential(raw: unknown): BasicCredential {
   const parts = String(raw).trim().split(":");

@@ -1,48 +1,57 @@
-/** The processor's options: one table for parsing, env vars and `--help`. */
-import { CONSUMER_GROUP, Topics } from "../contracts/topics.ts";
-import { type OptionTable, p } from "../lib/config.ts";
+/** The processor's options: one table for parsing, types, env vars and `--help`. */
+import { DefaultPorts, defaultRecoverySpanMs, ProcessorDefaults } from "../contracts/defaults.ts";
+import {
+  DEFAULT_MAX_AMOUNT_MINOR,
+  DEFAULT_MAX_EVENT_AGE_MS,
+  DEFAULT_MAX_FUTURE_SKEW_MS,
+} from "../contracts/transaction.ts";
+import { DEFAULT_COORDINATE_DECIMALS, MAX_COORDINATE_DECIMALS } from "../core/masking.ts";
+import { formatMinor, MAX_AMOUNT_MINOR_LIMIT, parseAmountMinor } from "../core/schema.ts";
+import {
+  type ConfigValues,
+  defineOptions,
+  formatDuration,
+  p,
+  withDefaults,
+  withOverrides,
+} from "../lib/config.ts";
+import {
+  alertsTopic,
+  dlqTopic,
+  groupId,
+  httpHost,
+  httpPort,
+  inputTopic,
+  kafkaBrokers,
+  logLevel,
+  maxMessageBytes,
+  piiKey,
+  redisUrl,
+  runDuration,
+  warehouseUrl,
+} from "../lib/options.ts";
 
-export const processorOptions = [
-  {
-    key: "kafka.brokers",
-    flag: "kafka",
-    env: "PAYSTREAM_KAFKA_BROKERS",
-    description: "Kafka bootstrap brokers, host:port[,host:port]",
-    parse: p.brokers(),
-    default: ["127.0.0.1:9092"],
+const HOUR = 3_600_000;
+
+/** A decimal amount in major units ("1000000000.00"), held as minor units and shown back as decimal. */
+const amountParser = Object.assign(
+  (raw: unknown): number => {
+    const minor = parseAmountMinor(typeof raw === "number" ? raw : String(raw));
+    if (!Number.isSafeInteger(minor) || minor <= 0 || minor > MAX_AMOUNT_MINOR_LIMIT)
+      throw new Error(
+        `must be a positive amount up to ${formatMinor(MAX_AMOUNT_MINOR_LIMIT)}, got ${JSON.stringify(raw)}`,
+      );
+    return minor;
   },
-  {
-    key: "kafka.groupId",
-    flag: "group",
-    env: "PAYSTREAM_GROUP_ID",
-    description: "consumer group shared by all processor replicas",
-    parse: p.string({ min: 1 }),
-    default: CONSUMER_GROUP,
-  },
-  {
-    key: "kafka.topic",
-    flag: "topic",
-    env: "PAYSTREAM_TOPIC",
-    description: "input topic of schema-v1 transactions",
-    parse: p.string({ min: 1 }),
-    default: Topics.transactions,
-  },
-  {
-    key: "kafka.dlqTopic",
-    flag: "dlq-topic",
-    env: "PAYSTREAM_DLQ_TOPIC",
-    description: "dead-letter topic: invalid and unwritable records, with the reason in headers",
-    parse: p.string({ min: 1 }),
-    default: Topics.dlq,
-  },
-  {
-    key: "kafka.alertsTopic",
-    flag: "alerts-topic",
-    env: "PAYSTREAM_ALERTS_TOPIC",
-    description: "topic every alert is also produced to (keyed by account, alert_id header)",
-    parse: p.string({ min: 1 }),
-    default: Topics.alerts,
-  },
+  { format: formatMinor },
+);
+
+export const processorOptions = defineOptions([
+  kafkaBrokers,
+  withOverrides(groupId, { key: "kafka.groupId" }),
+  withOverrides(inputTopic, { key: "kafka.topic", description: "input topic of schema-v1 transactions" }),
+  withOverrides(dlqTopic, { key: "kafka.dlqTopic" }),
+  withOverrides(alertsTopic, { key: "kafka.alertsTopic" }),
   {
     key: "kafka.groupProtocol",
     flag: "group-protocol",
@@ -51,22 +60,8 @@ export const processorOptions = [
     parse: p.oneOf("consumer", "classic"),
     default: "consumer",
   },
-  {
-    key: "redis.url",
-    flag: "redis",
-    env: "PAYSTREAM_REDIS_URL",
-    description: "Redis for alerts and the shared dedup store",
-    parse: p.url("redis", "rediss"),
-    default: "redis://127.0.0.1:6379",
-  },
-  {
-    key: "warehouse",
-    flag: "warehouse",
-    env: "PAYSTREAM_WAREHOUSE",
-    description: "warehouse: duckdb:<path> | postgres://... | bigquery://<project>/<dataset>",
-    parse: p.string({ min: 1 }),
-    default: "duckdb:./data/paystream.duckdb",
-  },
+  redisUrl,
+  warehouseUrl,
   {
     key: "rules.file",
     flag: "rules",
@@ -80,16 +75,16 @@ export const processorOptions = [
     flag: "window",
     env: "PAYSTREAM_WINDOW",
     description: "sliding window length (event time)",
-    parse: p.duration(1000, 3_600_000),
-    default: 60_000,
+    parse: p.duration(1000, HOUR),
+    default: ProcessorDefaults.windowMs,
   },
   {
     key: "window.latenessMs",
     flag: "allowed-lateness",
     env: "PAYSTREAM_ALLOWED_LATENESS",
     description: "how far behind the newest event an event may be and still count as on time",
-    parse: p.duration(0, 3_600_000),
-    default: 10_000,
+    parse: p.duration(0, HOUR),
+    default: ProcessorDefaults.allowedLatenessMs,
   },
   {
     key: "recovery.spanMs",
@@ -98,85 +93,113 @@ export const processorOptions = [
     description:
       "append-time span replayed before the committed offset to rebuild a gained partition's state " +
       "(>= window + lateness; longer also restores amount-spike history and last locations)",
-    parse: p.duration(1000, 7 * 24 * 3_600_000),
-    default: 75_000,
+    parse: p.duration(1000, 7 * 24 * HOUR),
+    optional: true,
+    defaultHelp: `window + allowed lateness + ${formatDuration(ProcessorDefaults.recoveryMarginMs)} (${formatDuration(defaultRecoverySpanMs())})`,
   },
   {
     key: "dedup.ttlMs",
     flag: "dedup-ttl",
     env: "PAYSTREAM_DEDUP_TTL",
     description: "how long a transaction_id is remembered in Redis (the dedup horizon)",
-    parse: p.duration(60_000, 30 * 24 * 3_600_000),
-    default: 24 * 3_600_000,
+    parse: p.duration(60_000, 30 * 24 * HOUR),
+    default: ProcessorDefaults.dedupTtlMs,
   },
+  piiKey,
   {
-    key: "pii.key",
-    flag: "pii-key",
-    env: "PAYSTREAM_PII_KEY",
-    description: "secret for PII tokens (>= 32 hex chars or >= 16 bytes of text); required unless --demo",
-    parse: p.string({ min: 16 }),
+    key: "dlq.key",
+    flag: "dlq-key",
+    env: "PAYSTREAM_DLQ_KEY",
+    description:
+      "AES-256-GCM key (64 hex digits, from a secret) sealing each DLQ record's original for `paystream dlq redrive`; without it the DLQ keeps only the masked projection",
+    parse: p.string({ pattern: /^[0-9a-fA-F]{64}$/, hint: "64 hex digits" }),
     secret: true,
     optional: true,
+  },
+  {
+    key: "dlq.keyId",
+    flag: "dlq-key-id",
+    env: "PAYSTREAM_DLQ_KEY_ID",
+    description:
+      "id written with every sealed original (raw_key_id header): which key opens it after a rotation",
+    parse: p.string({ pattern: /^[A-Za-z0-9._-]{1,64}$/, hint: "1-64 letters, digits, '.', '_' or '-'" }),
+    optional: true,
+    defaultHelp: "16 hex digits of a SHA-256 of the key",
   },
   {
     key: "demo",
     flag: "demo",
     env: "PAYSTREAM_DEMO",
-    description: "demo mode: generate a random PII key (tokens then change on every start)",
+    description:
+      "demo mode: generate a random PII key (tokens then change on every start) and, without --dlq-key, a throwaway DLQ key",
     parse: p.bool(),
     default: false,
     boolean: true,
   },
-  {
-    key: "http.host",
-    flag: "host",
-    env: "PAYSTREAM_HTTP_HOST",
-    description: "address for /metrics, /healthz, /readyz",
-    parse: p.string({ min: 1 }),
-    default: "0.0.0.0",
-  },
-  {
-    key: "http.port",
+  withOverrides(httpHost, { description: "address for /metrics, /healthz, /readyz" }),
+  withOverrides(httpPort, {
     flag: "metrics-port",
     env: "PAYSTREAM_METRICS_PORT",
     description: "port for /metrics, /healthz, /readyz",
-    parse: p.int(0, 65535),
-    default: 9464,
-  },
+    default: DefaultPorts.processorMetrics,
+  }),
   {
     key: "batch.max",
     flag: "max-batch",
     env: "PAYSTREAM_MAX_BATCH",
     description: "most records processed as one I/O batch",
     parse: p.int(1, 100_000),
-    default: 5000,
+    default: ProcessorDefaults.maxBatch,
   },
   {
     key: "batch.maxInFlight",
     flag: "max-in-flight",
     env: "PAYSTREAM_MAX_IN_FLIGHT",
-    description:
-      "batches whose writes may be in flight at once (backpressure bound, with 50,000 rows pending)",
+    description: `batches whose writes may be in flight at once (backpressure bound, with ${ProcessorDefaults.maxPendingRows.toLocaleString("en-US")} rows pending)`,
     parse: p.int(1, 64),
-    default: 16,
+    default: ProcessorDefaults.maxInFlight,
+  },
+  maxMessageBytes,
+  {
+    key: "limits.maxFutureSkewMs",
+    flag: "max-future-skew",
+    env: "PAYSTREAM_MAX_FUTURE_SKEW",
+    description:
+      "events further ahead of processing time go to the DLQ (event_time_in_future) and never move a watermark",
+    parse: p.duration(0, HOUR),
+    default: DEFAULT_MAX_FUTURE_SKEW_MS,
   },
   {
-    key: "maxMessageBytes",
-    flag: "max-message-bytes",
-    env: "PAYSTREAM_MAX_MESSAGE_BYTES",
-    description: "records larger than this go to the DLQ as oversized",
-    parse: p.int(256, 10 * 1024 * 1024),
-    default: 16 * 1024,
+    key: "limits.maxAgeMs",
+    flag: "max-event-age",
+    env: "PAYSTREAM_MAX_EVENT_AGE",
+    description: "events older than this (event time vs processing time) go to the DLQ (event_time_too_old)",
+    parse: p.duration(60_000, 365 * 24 * HOUR),
+    default: DEFAULT_MAX_EVENT_AGE_MS,
   },
   {
-    key: "duration",
-    flag: "duration",
-    env: "PAYSTREAM_DURATION",
-    description: "stop after this long (0 = run until SIGTERM)",
-    parse: p.duration(0),
-    default: 0,
+    key: "limits.maxAmount",
+    flag: "max-amount",
+    env: "PAYSTREAM_MAX_AMOUNT",
+    description: "largest amount accepted, in major units (e.g. 1000000000.00); above it amount_out_of_range",
+    parse: amountParser,
+    default: DEFAULT_MAX_AMOUNT_MINOR,
   },
-] as const satisfies OptionTable;
+  {
+    key: "masking.coordinateDecimals",
+    flag: "coordinate-decimals",
+    env: "PAYSTREAM_COORDINATE_DECIMALS",
+    description:
+      "decimal places of lat/lon kept in warehouse rows (2 is ~1 km); rules always use full precision",
+    parse: p.int(0, MAX_COORDINATE_DECIMALS),
+    default: DEFAULT_COORDINATE_DECIMALS,
+  },
+  runDuration,
+  logLevel,
+]);
+
+/** The processor's options as loaded: `loadConfig(processorOptions).values`. */
+export type ProcessorValues = ConfigValues<typeof processorOptions>;
 
 export interface ProcessorConfig {
   kafka: {
@@ -195,37 +218,57 @@ export interface ProcessorConfig {
   dedupTtlMs: number;
   recoverySpanMs: number;
   piiKey: string | undefined;
+  /** The DLQ sealing key (64 hex digits) and its id; both secrets' absence is allowed. */
+  dlqKey: string | undefined;
+  dlqKeyId: string | undefined;
   demo: boolean;
   http: { host: string; port: number };
   maxBatch: number;
   maxInFlight: number;
   maxMessageBytes: number;
+  maxFutureSkewMs: number;
+  maxAgeMs: number;
+  /** Minor units. */
+  maxAmountMinor: number;
+  /** Decimal places of lat/lon in warehouse rows (the Masker's coordinateDecimals). */
+  coordinateDecimals: number;
   durationMs: number;
 }
 
-export function toProcessorConfig(v: Record<string, unknown>): ProcessorConfig {
+/**
+ * The service's view of the values. Keys absent from `values` take the table's default, so a
+ * caller holding only some of them (`paystream up` picks a subset) never repeats a default.
+ */
+export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorConfig {
+  const v = withDefaults(processorOptions, values);
   return {
     kafka: {
-      brokers: v["kafka.brokers"] as string[],
-      groupId: v["kafka.groupId"] as string,
-      topic: v["kafka.topic"] as string,
-      dlqTopic: (v["kafka.dlqTopic"] as string | undefined) ?? Topics.dlq,
-      alertsTopic: (v["kafka.alertsTopic"] as string | undefined) ?? Topics.alerts,
-      groupProtocol: (v["kafka.groupProtocol"] as "consumer" | "classic" | undefined) ?? "consumer",
+      brokers: v["kafka.brokers"],
+      groupId: v["kafka.groupId"],
+      topic: v["kafka.topic"],
+      dlqTopic: v["kafka.dlqTopic"],
+      alertsTopic: v["kafka.alertsTopic"],
+      groupProtocol: v["kafka.groupProtocol"],
     },
-    redisUrl: v["redis.url"] as string,
-    warehouse: v.warehouse as string,
-    rulesFile: v["rules.file"] as string,
-    windowMs: v["window.ms"] as number,
-    allowedLatenessMs: v["window.latenessMs"] as number,
-    dedupTtlMs: v["dedup.ttlMs"] as number,
-    recoverySpanMs: (v["recovery.spanMs"] as number | undefined) ?? 75_000,
-    piiKey: v["pii.key"] as string | undefined,
-    demo: v.demo as boolean,
-    http: { host: v["http.host"] as string, port: v["http.port"] as number },
-    maxBatch: v["batch.max"] as number,
-    maxInFlight: v["batch.maxInFlight"] as number,
-    maxMessageBytes: v.maxMessageBytes as number,
-    durationMs: v.duration as number,
+    redisUrl: v["redis.url"],
+    warehouse: v.warehouse,
+    rulesFile: v["rules.file"],
+    windowMs: v["window.ms"],
+    allowedLatenessMs: v["window.latenessMs"],
+    dedupTtlMs: v["dedup.ttlMs"],
+    recoverySpanMs: v["recovery.spanMs"] ?? defaultRecoverySpanMs(v["window.ms"], v["window.latenessMs"]),
+    piiKey: v["pii.key"],
+    dlqKey: v["dlq.key"],
+    dlqKeyId: v["dlq.keyId"],
+    demo: v.demo,
+    http: { host: v["http.host"], port: v["http.port"] },
+    maxBatch: v["batch.max"],
+    maxInFlight: v["batch.maxInFlight"],
+    maxMessageBytes: v.maxMessageBytes,
+    maxFutureSkewMs: v["limits.maxFutureSkewMs"],
+    maxAgeMs: v["limits.maxAgeMs"],
+    maxAmountMinor: v["limits.maxAmount"],
+    coordinateDecimals: v["masking.coordinateDecimals"],
+    durationMs: v.duration,
   };
 }

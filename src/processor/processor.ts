@@ -1,7 +1,7 @@
 /**
  * The processor pipeline. Per fetched batch, in partition order:
  *
- *   decode + validate ─► invalid → DLQ record (original bytes, PANs redacted, reason)
+ *   decode + validate ─► invalid → DLQ record (masked projection, sealed original, reason)
  *   dedup (local cache, then ONE shared-store round trip for the rest)
  *   per event: window add → rules → alerts; mask → warehouse row
  *   writes, concurrently: alerts → alert store (Redis) first, DLQ + alerts → log, rows → warehouse
@@ -10,10 +10,15 @@
  * Rules run on every event as it arrives: batching exists only for I/O. Compute of the next
  * batch overlaps the writes of the previous ones (bounded by maxInFlight), which keeps both
  * latency and throughput; commits still happen strictly in batch order.
+ *
+ * The parts with their own concerns live beside it: dead-letter.ts (DLQ records, warehouse
+ * refusals), health.ts (retries and readiness), recovery.ts (applied offsets, rebuilding a
+ * gained partition), coalesce.ts (merged warehouse writes).
  */
 
 import type { Alert } from "../contracts/alert.ts";
 import { alertToJson } from "../contracts/alert.ts";
+import { defaultRecoverySpanMs, ProcessorDefaults } from "../contracts/defaults.ts";
 import type {
   AlertStore,
   InRecord,
@@ -25,16 +30,26 @@ import type {
 } from "../contracts/ports.ts";
 import type { TransactionRow } from "../contracts/rows.ts";
 import { Topics } from "../contracts/topics.ts";
-import { DEFAULT_MAX_MESSAGE_BYTES, type Transaction } from "../contracts/transaction.ts";
+import {
+  DEFAULT_MAX_AMOUNT_MINOR,
+  DEFAULT_MAX_EVENT_AGE_MS,
+  DEFAULT_MAX_FUTURE_SKEW_MS,
+  type Transaction,
+} from "../contracts/transaction.ts";
 import type { Deduper } from "../core/dedup.ts";
-import { ErrorCodes, isPaystreamError } from "../core/errors.ts";
+import type { DlqKey } from "../core/dlq-crypto.ts";
 import type { Masker } from "../core/masking.ts";
 import { evaluate, type RuleSet } from "../core/rules.ts";
-import { decodeTransaction, luhnValid } from "../core/schema.ts";
+import { type DecodeOptions, decodeOptionsFrom, decodeTransaction } from "../core/schema.ts";
 import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
 import type { Logger } from "../lib/log.ts";
 import { Coalescer } from "./coalesce.ts";
+import { type DeadLetterDeps, DeadLetters, writeOrDeadLetter } from "./dead-letter.ts";
+import { DependencyHealth, type Health } from "./health.ts";
 import type { ProcessorMetrics } from "./metrics.ts";
+import { AppliedOffsets, rebuildPartition } from "./recovery.ts";
+
+export type { Health } from "./health.ts";
 
 export interface ProcessorDeps {
   source: RecordSource;
@@ -43,6 +58,11 @@ export interface ProcessorDeps {
   warehouse: Warehouse;
   deduper: Deduper;
   masker: Masker;
+  /**
+   * Seals the original of each DLQ record for `paystream dlq redrive` (raw_enc header).
+   * Without it DLQ records carry only the masked projection.
+   */
+  dlqKey?: DlqKey;
   metrics: ProcessorMetrics;
   log: Logger;
   now?: () => number;
@@ -67,6 +87,13 @@ export interface ProcessorOptions {
   alertsTopic?: string;
   /** Append-time span replayed to rebuild a gained partition (default window + lateness + 5 s). */
   recoverySpanMs?: number;
+  /**
+   * Input bounds (docs/processor.md, "Validation"): events further ahead of processing time,
+   * older, or larger than these go to the DLQ and never reach a window.
+   */
+  maxFutureSkewMs?: number;
+  maxAgeMs?: number;
+  maxAmountMinor?: number;
 }
 
 interface BatchOutputs {
@@ -79,57 +106,6 @@ interface BatchOutputs {
   firstTimestamp: number;
 }
 
-/** Why the processor is not ready, per dependency; empty when ready. */
-export type Health = Map<string, string>;
-
-const PAN_RUN = /\d{12,19}/g;
-
-/** Replaces Luhn-valid card-number-like digit runs (12–19 digits) so a DLQ record never carries a PAN. */
-export function redactPans(text: string): { text: string; redacted: number } {
-  let redacted = 0;
-  const out = text.replace(PAN_RUN, (run) => {
-    if (!luhnValid(run)) return run;
-    redacted++;
-    return `${run.slice(0, 6)}${"*".repeat(run.length - 10)}${run.slice(-4)}`;
-  });
-  return { text: out, redacted };
-}
-
-/**
- * #compute's view of the per-partition applied offsets (Processor.#appliedNext): whether a
- * record is new to the windows, with the map read and written once per run of a partition
- * rather than once per record (records arrive grouped by partition).
- */
-class AppliedOffsets {
-  readonly #next: Map<number, bigint>;
-  #part = -1;
-  /** Offset of the last record applied in this run, or the partition's next offset - 1. */
-  #last = -1n;
-  #dirty = false;
-
-  constructor(next: Map<number, bigint>) {
-    this.#next = next;
-  }
-
-  /** True (and recorded) when the record at offset has not been applied to the windows yet. */
-  take(partition: number, offset: bigint): boolean {
-    if (partition !== this.#part) {
-      this.flush();
-      this.#part = partition;
-      this.#last = (this.#next.get(partition) ?? 0n) - 1n;
-    }
-    if (offset <= this.#last) return false;
-    this.#last = offset;
-    this.#dirty = true;
-    return true;
-  }
-
-  flush(): void {
-    if (this.#dirty) this.#next.set(this.#part, this.#last + 1n);
-    this.#dirty = false;
-  }
-}
-
 /**
  * Warehouse writes per table that may run at once (PostgreSQL's pool has 4 connections; one
  * DuckDB file serialises them itself). Batches beyond that are merged into the next write.
@@ -139,6 +115,8 @@ const WAREHOUSE_WRITERS = 4;
 export class Processor {
   readonly #d: ProcessorDeps;
   readonly #o: Required<Omit<ProcessorOptions, "window">> & { window: WindowStoreOptions };
+  /** Decoder limits, validated once; every record is decoded at min(now, its append time). */
+  readonly #decode: Readonly<DecodeOptions>;
   readonly #now: () => number;
   /** One window store per partition: per-partition watermarks, and revocation drops exactly that state. */
   readonly #stores = new Map<number, WindowStore>();
@@ -146,12 +124,13 @@ export class Processor {
   #inFlight: Promise<void>[] = [];
   #commitChain: Promise<void> = Promise.resolve();
   #closed = false;
-  readonly health: Health = new Map();
+  readonly #deps: DependencyHealth;
+  /** Why the processor is not ready, per dependency; empty when ready. */
+  readonly health: Health;
   readonly #lastTimestamp = new Map<number, number>();
   /**
-   * Per partition, the offset after the last record applied to the windows. Records at or
-   * below it (re-delivered after a rebalance) are written again (idempotent) but not applied
-   * to the windows twice. Kept across revocation: it bounds the next recovery's replay.
+   * Per partition, the offset after the last record applied to the windows (AppliedOffsets).
+   * Kept across revocation: it bounds the next recovery's replay.
    */
   readonly #appliedNext = new Map<number, bigint>();
   /** Partitions whose state is being rebuilt; batches wait for them. */
@@ -169,6 +148,8 @@ export class Processor {
     warehouseRejected: 0,
   };
   readonly alertsByRule = new Map<string, number>();
+  /** DLQ records: masked projection, sealed original (dead-letter.ts). */
+  readonly #letters: DeadLetters;
   /**
    * Warehouse writes of consecutive batches merged while one is running (see Coalescer):
    * the warehouse pays one transaction per round trip, not per fetched batch.
@@ -181,40 +162,57 @@ export class Processor {
     this.#now = deps.now ?? Date.now;
     this.#rules = opts.rules;
     this.#o = {
-      maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
-      maxInFlight: 16,
-      maxPendingRows: 50_000,
-      maxBackoffMs: 2000,
+      maxMessageBytes: ProcessorDefaults.maxMessageBytes,
+      maxInFlight: ProcessorDefaults.maxInFlight,
+      maxPendingRows: ProcessorDefaults.maxPendingRows,
+      maxBackoffMs: ProcessorDefaults.maxBackoffMs,
       dlqTopic: Topics.dlq,
       alertsTopic: Topics.alerts,
       window: {},
-      recoverySpanMs: (opts.window?.windowMs ?? 60_000) + (opts.window?.allowedLatenessMs ?? 10_000) + 5000,
+      recoverySpanMs: defaultRecoverySpanMs(opts.window?.windowMs, opts.window?.allowedLatenessMs),
+      maxFutureSkewMs: DEFAULT_MAX_FUTURE_SKEW_MS,
+      maxAgeMs: DEFAULT_MAX_EVENT_AGE_MS,
+      maxAmountMinor: DEFAULT_MAX_AMOUNT_MINOR,
       ...opts,
     };
+    this.#decode = decodeOptionsFrom(this.#o);
+    this.#deps = new DependencyHealth(deps.metrics, deps.log, this.#o.maxBackoffMs, () => this.#closed);
+    this.health = this.#deps.health;
     const warehouse = deps.warehouse;
     const wh = warehouse.name;
-    for (const dependency of ["dedup", "alert_store", "kafka", "commit", wh, `${wh}_alerts`])
-      deps.metrics.dependencyUp.set({ dependency }, 1);
+    this.#deps.up("dedup", "alert_store", "kafka", "commit", wh, `${wh}_alerts`);
+    this.#letters = new DeadLetters(this.#o.dlqTopic, deps.masker, deps.dlqKey);
+    const deadLetters: DeadLetterDeps = {
+      letters: this.#letters,
+      send: (records) => this.#deps.retry("kafka", () => deps.sink.send(records)),
+      metrics: deps.metrics,
+      log: deps.log,
+      onDeadLettered: (n) => {
+        this.totals.warehouseRejected += n;
+      },
+    };
     this.#rowWriter = new Coalescer(
       (rows, records) =>
-        this.#writeOrDeadLetter(
+        writeOrDeadLetter(
+          deadLetters,
           rows,
           records,
           "transactionIds",
           (r) => r.transaction_id,
-          (part) => this.#timed(wh, () => warehouse.writeTransactions(part)),
+          (part) => this.#deps.timed(wh, () => warehouse.writeTransactions(part)),
         ),
       this.#o.maxPendingRows,
       WAREHOUSE_WRITERS,
     );
     this.#alertWriter = new Coalescer(
       (alerts, records) =>
-        this.#writeOrDeadLetter(
+        writeOrDeadLetter(
+          deadLetters,
           alerts,
           records,
           "alertIds",
           (a) => a.alertId,
-          (part) => this.#timed(`${wh}_alerts`, () => warehouse.writeAlerts(part)),
+          (part) => this.#deps.timed(`${wh}_alerts`, () => warehouse.writeAlerts(part)),
         ),
       this.#o.maxPendingRows,
       WAREHOUSE_WRITERS,
@@ -251,17 +249,9 @@ export class Processor {
         this.#d.metrics.assignedPartitions.inc(parts.length);
         this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions assigned");
       },
-      onHealth: (dependency, problem) => {
-        if (problem === undefined) {
-          if (this.#setHealth(dependency, undefined))
-            this.#d.log.info({ dependency }, "dependency recovered");
-          return;
-        }
-        if (!this.health.has(dependency))
-          this.#d.log.warn({ dependency, err: problem }, "dependency failing, retrying");
-        this.#setHealth(dependency, problem);
-        this.#d.metrics.sinkErrors.inc({ sink: dependency });
-      },
+      onHealth: (dependency, problem) => this.#deps.report(dependency, problem),
+      // A consumer error no retry can fix (not authorized, topic deleted): stop, commit nothing more.
+      onFatal: (err) => this.#fatal(err),
       onRevoked: (parts) => {
         this.#d.metrics.rebalances.inc();
         for (const { partition } of parts) {
@@ -277,7 +267,7 @@ export class Processor {
   }
 
   #newStore(): WindowStore {
-    return new WindowStore(this.#o.window);
+    return new WindowStore({ maxFutureSkewMs: this.#o.maxFutureSkewMs, ...this.#o.window });
   }
 
   #store(partition: number): WindowStore {
@@ -299,7 +289,7 @@ export class Processor {
     });
     // Commit in batch order: each commit waits for its own writes and for every earlier commit.
     const committed = Promise.all([this.#commitChain, writes]).then(() =>
-      this.#retry("commit", () => this.#d.source.commit(out.offsets)),
+      this.#deps.retry("commit", () => this.#d.source.commit(out.offsets)),
     );
     this.#commitChain = committed;
     committed.catch((err) => this.#fatal(err));
@@ -314,40 +304,26 @@ export class Processor {
     }
   }
 
-  /**
-   * Rebuilds a newly assigned partition's windows (and rule cooldowns) by replaying the
-   * window + lateness span before its committed offset through the same window and rule
-   * code, outputs discarded: those records' outputs were made durable before the commit.
-   * Resends inside the span are skipped so they do not inflate the windows.
-   */
+  /** Rebuilds a newly assigned partition's state from Kafka (recovery.ts). */
   async #recover(partition: number): Promise<void> {
     const t0 = performance.now();
     const store = this.#store(partition);
-    const seen = new Set<string>();
-    const rules = this.#rules;
-    const now = this.#now();
-    const spanMs = Math.max(
-      this.#o.recoverySpanMs,
-      (this.#o.window.windowMs ?? 60_000) + (this.#o.window.allowedLatenessMs ?? 10_000),
-    );
-    const until = this.#appliedNext.get(partition) ?? 0n;
-    let next = until;
-    const replayed = await this.#retry("recovery", () =>
-      this.#d.source.replay!(
-        partition,
-        spanMs,
-        (records) => {
-          for (const r of records) {
-            if (r.offset >= next) next = r.offset + 1n;
-            const res = decodeTransaction(r.value, this.#o.maxMessageBytes);
-            if (!res.ok || seen.has(res.tx.transaction_id)) continue;
-            seen.add(res.tx.transaction_id);
-            evaluate(rules, store.add(res.tx), res.tx, now);
-          }
-        },
-        until,
+    const { replayed, next } = await rebuildPartition({
+      source: this.#d.source,
+      partition,
+      store,
+      rules: this.#rules,
+      // Never shorter than what a window can see, whatever was configured.
+      spanMs: Math.max(
+        this.#o.recoverySpanMs,
+        (this.#o.window.windowMs ?? ProcessorDefaults.windowMs) +
+          (this.#o.window.allowedLatenessMs ?? ProcessorDefaults.allowedLatenessMs),
       ),
-    );
+      until: this.#appliedNext.get(partition) ?? 0n,
+      decode: this.#decode,
+      nowMs: this.#now(),
+      retry: (fn) => this.#deps.retry("recovery", fn),
+    });
     this.#appliedNext.set(partition, next);
     const seconds = (performance.now() - t0) / 1000;
     this.#d.metrics.recoveryDuration.observe(seconds);
@@ -369,7 +345,10 @@ export class Processor {
 
   async #compute(records: InRecord[]): Promise<BatchOutputs> {
     const m = this.#d.metrics;
-    const maxBytes = this.#o.maxMessageBytes;
+    const decode = this.#decode;
+    // Processing time for this batch. Each record is judged at min(now, its append time), so a
+    // record gets the same decision live, after a backlog and in a recovery replay.
+    const now = this.#now();
     const logRecords: OutRecord[] = [];
     const valid: Transaction[] = [];
     const validRecords: InRecord[] = [];
@@ -389,7 +368,7 @@ export class Processor {
       }
       lastOffset.set(r.partition, r.offset);
       if (r.timestamp < firstTimestamp) firstTimestamp = r.timestamp;
-      const res = decodeTransaction(r.value, maxBytes);
+      const res = decodeTransaction(r.value, decode, Math.min(r.timestamp, now));
       if (res.ok) {
         const offset = r.offset.toString();
         valid.push(res.tx);
@@ -397,7 +376,7 @@ export class Processor {
         offsetTexts.push(offset);
         owners.push(`${r.partition}:${offset}`);
       } else {
-        logRecords.push(this.#dlqRecord(r, res.reason, res.detail));
+        logRecords.push(this.#letters.record(r, res.reason, res.detail));
         m.dlq.inc({ reason: res.reason });
         this.totals.invalid++;
       }
@@ -405,9 +384,8 @@ export class Processor {
     if (part >= 0) this.#lastTimestamp.set(part, records[records.length - 1]!.timestamp);
     m.records.inc({ outcome: "invalid" }, records.length - valid.length);
 
-    const now = this.#now();
     const fresh = valid.length
-      ? await this.#retry("dedup", () => this.#d.deduper.filterBatch(valid, owners, now))
+      ? await this.#deps.retry("dedup", () => this.#d.deduper.filterBatch(valid, owners, now))
       : [];
 
     const alerts: Alert[] = [];
@@ -435,14 +413,17 @@ export class Processor {
           storePart = rec.partition;
           store = this.#store(storePart);
         }
-        const state = store!.add(tx);
+        const state = store!.add(tx, Math.min(rec.timestamp, now));
         isLate = state.curLate;
         raised = evaluate(rules, state, tx, now);
       }
       if (isLate) late++;
+      rows.push(masker.maskRow(tx, rec.partition, offsetTexts[i]!, now, isLate));
+      rowRecords.push(rec);
       for (let k = 0; k < raised.length; k++) {
         const a = raised[k]!;
-        a.maskedCard = masker.maskCard(tx.card_number);
+        // The row above memoised the account's masks: the card costs no second token.
+        a.maskedCard = masker.cardOf(tx);
         alerts.push(a);
         alertRecords.push(rec);
         logRecords.push({
@@ -454,8 +435,6 @@ export class Processor {
         m.alerts.inc({ rule: a.ruleId, severity: a.severity });
         this.alertsByRule.set(a.ruleId, (this.alertsByRule.get(a.ruleId) ?? 0) + 1);
       }
-      rows.push(masker.maskRow(tx, rec.partition, offsetTexts[i]!, now, isLate));
-      rowRecords.push(rec);
     }
     applied.flush();
     const ok = valid.length - dups;
@@ -481,39 +460,23 @@ export class Processor {
     return { alerts, alertRecords, rows, rowRecords, logRecords, offsets, firstTimestamp };
   }
 
-  #dlqRecord(r: InRecord, reason: string, detail: string): OutRecord {
-    const { text, redacted } = redactPans(r.value.toString("utf8"));
-    return {
-      topic: this.#o.dlqTopic,
-      ...(r.key === undefined ? {} : { key: r.key }),
-      value: text,
-      headers: {
-        reason,
-        detail: detail.slice(0, 500),
-        source_topic: r.topic,
-        source_partition: String(r.partition),
-        source_offset: r.offset.toString(),
-        source_timestamp: String(r.timestamp),
-        pans_redacted: String(redacted),
-      },
-    };
-  }
-
   async #write(out: BatchOutputs): Promise<void> {
     const d = this.#d;
     const m = d.metrics;
     const alertStore =
       out.alerts.length === 0
         ? Promise.resolve()
-        : this.#timed("alert_store", () => d.alertStore.writeAlerts(out.alerts)).then(() => {
-            const now = this.#now();
-            for (const r of out.alertRecords)
-              m.e2eLatency.observe({ output: "alert_store" }, (now - r.timestamp) / 1000);
-          });
+        : this.#deps
+            .timed("alert_store", () => d.alertStore.writeAlerts(out.alerts))
+            .then(() => {
+              const now = this.#now();
+              for (const r of out.alertRecords)
+                m.e2eLatency.observe({ output: "alert_store" }, (now - r.timestamp) / 1000);
+            });
     const log =
       out.logRecords.length === 0
         ? Promise.resolve()
-        : this.#timed("kafka", () => d.sink.send(out.logRecords));
+        : this.#deps.timed("kafka", () => d.sink.send(out.logRecords));
     const warehouse = Promise.all([
       this.#rowWriter.push(out.rows, out.rowRecords),
       this.#alertWriter.push(out.alerts, out.alertRecords),
@@ -523,111 +486,6 @@ export class Processor {
       for (const r of out.rowRecords) h.observe((now - r.timestamp) / 1000);
     });
     await Promise.all([alertStore, log, warehouse]);
-  }
-
-  /** A write retried until it succeeds, its duration observed per sink. */
-  async #timed(sink: string, fn: () => Promise<void>): Promise<void> {
-    const t0 = performance.now();
-    await this.#retry(sink, fn);
-    this.#d.metrics.sinkLatency.observe({ sink }, (performance.now() - t0) / 1000);
-  }
-
-  /**
-   * Writes items to the warehouse; rows the warehouse refuses for good (PS_WAREHOUSE_REJECTED)
-   * go to the DLQ with the reason and the rest is written again, so one bad row neither stops
-   * the partition nor loops forever. The sink names the refused rows when it can; when it
-   * cannot (a constraint it does not know, e.g. one an operator added), the batch is split in
-   * halves until the refused rows stand alone: log2(batch) extra writes, only on rejection.
-   */
-  async #writeOrDeadLetter<T>(
-    items: T[],
-    records: InRecord[],
-    detail: "transactionIds" | "alertIds",
-    keyOf: (item: T) => string,
-    write: (items: T[]) => Promise<void>,
-  ): Promise<void> {
-    while (items.length > 0) {
-      try {
-        await write(items);
-        return;
-      } catch (err) {
-        if (!isPaystreamError(err) || err.code !== ErrorCodes.WAREHOUSE_REJECTED) throw err;
-        const named = err.details[detail];
-        const refused = new Set(Array.isArray(named) ? (named as string[]) : []);
-        if (items.length === 1) refused.add(keyOf(items[0]!));
-        else if (!items.some((it) => refused.has(keyOf(it)))) {
-          const half = items.length >>> 1;
-          await this.#writeOrDeadLetter(items.slice(0, half), records.slice(0, half), detail, keyOf, write);
-          await this.#writeOrDeadLetter(items.slice(half), records.slice(half), detail, keyOf, write);
-          return;
-        }
-        const keep: T[] = [];
-        const keepRecords: InRecord[] = [];
-        const dead: OutRecord[] = [];
-        for (let i = 0; i < items.length; i++) {
-          const key = keyOf(items[i]!);
-          if (!refused.has(key)) {
-            keep.push(items[i]!);
-            keepRecords.push(records[i]!);
-            continue;
-          }
-          const dlq = this.#dlqRecord(records[i]!, "warehouse_rejected", (err as Error).message);
-          dlq.headers![detail === "transactionIds" ? "transaction_id" : "alert_id"] = key;
-          if (detail === "alertIds") dlq.value = alertToJson(items[i] as Alert);
-          dead.push(dlq);
-        }
-        await this.#retry("kafka", () => this.#d.sink.send(dead));
-        this.#d.metrics.dlq.inc({ reason: "warehouse_rejected" }, dead.length);
-        this.totals.warehouseRejected += dead.length;
-        this.#d.log.warn(
-          { refused: dead.length, [detail]: [...refused].slice(0, 10), err: (err as Error).message },
-          "warehouse refused rows: dead-lettered, writing the rest",
-        );
-        items = keep;
-        records = keepRecords;
-      }
-    }
-  }
-
-  /**
-   * Retries a write until it succeeds (outages are waited out, offsets are held meanwhile),
-   * reporting the dependency as not ready while it fails. Non-retriable errors are rethrown.
-   */
-  async #retry<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    let attempt = 0;
-    for (;;) {
-      try {
-        const v = await fn();
-        if (attempt > 0) {
-          this.#setHealth(what, undefined);
-          this.#d.log.info({ dependency: what, attempts: attempt + 1 }, "dependency recovered");
-        }
-        return v;
-      } catch (err) {
-        if (this.#closed || (isPaystreamError(err) && !err.retriable)) throw err;
-        attempt++;
-        this.#d.metrics.sinkErrors.inc({ sink: what });
-        this.#setHealth(what, (err as Error).message);
-        if (attempt === 1 || attempt % 20 === 0) {
-          this.#d.log.warn(
-            { dependency: what, attempt, err: (err as Error).message },
-            "write failed, retrying",
-          );
-        }
-        await new Promise((r) =>
-          setTimeout(r, Math.min(this.#o.maxBackoffMs, 50 * 2 ** Math.min(attempt, 10))),
-        );
-      }
-    }
-  }
-
-  /** Records a dependency failing (problem) or fine (undefined); true if that changed it. */
-  #setHealth(dependency: string, problem: string | undefined): boolean {
-    const was = this.health.has(dependency);
-    if (problem === undefined) this.health.delete(dependency);
-    else this.health.set(dependency, problem);
-    this.#d.metrics.dependencyUp.set({ dependency }, problem === undefined ? 1 : 0);
-    return was !== (problem !== undefined);
   }
 
   /** Refreshes lag gauges (records and seconds) from the source. */

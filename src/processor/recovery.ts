@@ -85,7 +85,7 @@ export async function rebuildPartition(r: Rebuild): Promise<Rebuilt> {
       (records) => {
         for (const rec of records) {
           if (rec.offset >= next) next = rec.offset + 1n;
-          const at = rec.timestamp < r.nowMs ? rec.timestamp : r.nowMs;
+          const at = Math.min(rec.timestamp, r.nowMs);
           const res = decodeTransaction(rec.value, r.decode, at);
           if (!res.ok || seen.has(res.tx.transaction_id)) continue;
           seen.add(res.tx.transaction_id);

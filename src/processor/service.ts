@@ -1,20 +1,15 @@
 /**
- * The processor as a running service: connects the real adapters (Kafka, Redis, warehouse),
- * serves /metrics /healthz /readyz, reloads rules, and stops gracefully (SIGTERM: stop
- * fetching, make everything in flight durable, commit, leave the group).
+ * The processor as a running service on its ports (which adapters stand behind them is
+ * src/app's choice): serves /metrics /healthz /readyz /status, reloads rules, and stops
+ * gracefully (SIGTERM: stop fetching, make everything in flight durable, commit, leave the
+ * group, then close the ports).
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
-import { checkKafka, ensureTopics, type KafkaConnection } from "../adapters/kafka/client.ts";
-import { KafkaSink, KafkaSource } from "../adapters/kafka/log.ts";
-import { RedisAlertStore } from "../adapters/redis/alerts.ts";
-import { connectRedis, type Redis } from "../adapters/redis/client.ts";
-import { RedisDedupStore } from "../adapters/redis/dedup.ts";
-import { openWarehouse } from "../adapters/warehouse/index.ts";
-import type { AlertStore, RecordSink, RecordSource, Warehouse } from "../contracts/ports.ts";
-import { Topics } from "../contracts/topics.ts";
-import { Deduper, type SharedDedupStore } from "../core/dedup.ts";
+import type { AlertStore, DedupStore, RecordSink, RecordSource, Warehouse } from "../contracts/ports.ts";
+import { Deduper } from "../core/dedup.ts";
+import { DlqKey, parseDlqKeyHex } from "../core/dlq-crypto.ts";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
 import { Masker } from "../core/masking.ts";
 import { createServiceHttp, listen } from "../lib/http.ts";
@@ -25,12 +20,14 @@ import { createProcessorMetrics } from "./metrics.ts";
 import { Processor } from "./processor.ts";
 import { loadRulesFile, watchRules } from "./rules-file.ts";
 
-export interface ProcessorAdapters {
+/** Everything the processor reads and writes. */
+export interface ProcessorPorts {
   source: RecordSource;
   sink: RecordSink;
   alertStore: AlertStore;
-  dedupStore: SharedDedupStore;
+  dedupStore: DedupStore;
   warehouse: Warehouse;
+  /** Called once the processor has stopped (the source is closed by then). */
   close: () => Promise<void>;
 }
 
@@ -51,42 +48,33 @@ export function resolvePiiKey(cfg: Pick<ProcessorConfig, "piiKey" | "demo">, log
   );
 }
 
-/** Kafka + Redis + the configured warehouse. Fails fast with the address when one is unreachable. */
-export async function connectRealAdapters(cfg: ProcessorConfig, log: Logger): Promise<ProcessorAdapters> {
-  const conn: KafkaConnection = {
-    brokers: cfg.kafka.brokers,
-    clientId: `paystream-processor-${process.pid}`,
-  };
-  await checkKafka(conn);
-  await ensureTopics(conn, undefined, undefined, {
-    [Topics.transactions]: cfg.kafka.topic,
-    [Topics.dlq]: cfg.kafka.dlqTopic,
-    [Topics.alerts]: cfg.kafka.alertsTopic,
-  });
-  const redis: Redis = await connectRedis({
-    url: cfg.redisUrl,
-    onError: (err) => log.warn({ err: err.message }, "redis connection error"),
-  });
-  const warehouse = await openWarehouse(cfg.warehouse, { log });
-  const source = new KafkaSource(conn, {
-    topic: cfg.kafka.topic,
-    groupId: cfg.kafka.groupId,
-    groupProtocol: cfg.kafka.groupProtocol,
-    maxBatch: cfg.maxBatch,
-  });
-  const sink = new KafkaSink(conn);
-  return {
-    source,
-    sink,
-    alertStore: new RedisAlertStore(redis),
-    dedupStore: new RedisDedupStore(redis, cfg.dedupTtlMs),
-    warehouse,
-    close: async () => {
-      await sink.close();
-      await warehouse.close();
-      redis.destroy();
-    },
-  };
+/**
+ * The key sealing DLQ originals for redrive, said once at start-up: which key id seals them,
+ * that a demo key is thrown away with the process, or that no original is kept at all.
+ * Never logs the key.
+ */
+export function resolveDlqKey(
+  cfg: Pick<ProcessorConfig, "dlqKey" | "dlqKeyId" | "demo">,
+  log: Logger,
+): DlqKey | undefined {
+  if (cfg.dlqKey) {
+    const key = new DlqKey(parseDlqKeyHex(cfg.dlqKey), cfg.dlqKeyId);
+    log.info({ dlqKeyId: key.id }, "DLQ originals are sealed (AES-256-GCM) for `paystream dlq redrive`");
+    return key;
+  }
+  if (cfg.demo) {
+    const key = DlqKey.random();
+    log.warn(
+      { dlqKeyId: key.id },
+      "demo mode: generated a throwaway DLQ key; DLQ originals sealed with it cannot be redriven after this process exits",
+    );
+    return key;
+  }
+  log.warn(
+    "no DLQ key (PAYSTREAM_DLQ_KEY): the DLQ keeps only masked projections and no copy of the original records, " +
+      "so `paystream dlq redrive` cannot redrive them",
+  );
+  return undefined;
 }
 
 export interface RunningProcessor {
@@ -102,10 +90,11 @@ export interface RunningProcessor {
 export async function startProcessor(
   cfg: ProcessorConfig,
   log: Logger,
-  adapters: ProcessorAdapters,
+  ports: ProcessorPorts,
   opts: { registry?: Registry; listenHttp?: boolean } = {},
 ): Promise<RunningProcessor> {
   const key = resolvePiiKey(cfg, log);
+  const dlqKey = resolveDlqKey(cfg, log);
   const rules = loadRulesFile(cfg.rulesFile, cfg.windowMs);
   const registry = opts.registry ?? createRegistry("processor");
   const metrics = createProcessorMetrics(registry);
@@ -116,12 +105,13 @@ export async function startProcessor(
 
   const processor = new Processor(
     {
-      source: adapters.source,
-      sink: adapters.sink,
-      alertStore: adapters.alertStore,
-      warehouse: adapters.warehouse,
-      deduper: new Deduper(adapters.dedupStore),
-      masker: new Masker(key),
+      source: ports.source,
+      sink: ports.sink,
+      alertStore: ports.alertStore,
+      warehouse: ports.warehouse,
+      deduper: new Deduper(ports.dedupStore),
+      masker: new Masker(key, { coordinateDecimals: cfg.coordinateDecimals }),
+      ...(dlqKey ? { dlqKey } : {}),
       metrics,
       log: log.child({ component: "processor" }),
       onFatal: () => void stop(1),
@@ -130,6 +120,9 @@ export async function startProcessor(
       rules,
       window: { windowMs: cfg.windowMs, allowedLatenessMs: cfg.allowedLatenessMs },
       maxMessageBytes: cfg.maxMessageBytes,
+      maxFutureSkewMs: cfg.maxFutureSkewMs,
+      maxAgeMs: cfg.maxAgeMs,
+      maxAmountMinor: cfg.maxAmountMinor,
       maxInFlight: cfg.maxInFlight,
       recoverySpanMs: cfg.recoverySpanMs,
       dlqTopic: cfg.kafka.dlqTopic,
@@ -191,7 +184,7 @@ export async function startProcessor(
       clearInterval(lagTimer);
       rulesWatch.close();
       await processor.close();
-      await adapters.close();
+      await ports.close();
       await http.close();
       log.info({ totals: processor.totals }, "processor stopped");
       resolveDone(code);
@@ -202,7 +195,7 @@ export async function startProcessor(
   await processor.start();
   started = true;
   log.info(
-    { url, rules: rules.compiled.map((c) => c.id), warehouse: adapters.warehouse.name },
+    { url, rules: rules.compiled.map((c) => c.id), warehouse: ports.warehouse.name },
     "processor running",
   );
   return { processor, http, registry, url, stop: () => stop(0), done };

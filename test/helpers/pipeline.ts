@@ -25,10 +25,11 @@ import {
   TrafficGenerator,
 } from "../../src/collector/generator.ts";
 import { Deduper } from "../../src/core/dedup.ts";
+import type { DlqKey } from "../../src/core/dlq-crypto.ts";
 import type { RuleSet } from "../../src/core/rules.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
-import { Processor } from "../../src/processor/processor.ts";
+import { Processor, type ProcessorOptions } from "../../src/processor/processor.ts";
 import { testMasker, testRegistry } from "./fixtures.ts";
 import { services, uniqueName } from "./services.ts";
 
@@ -109,7 +110,15 @@ export interface TestProcessor {
 export async function startTestProcessor(
   topics: TestTopics,
   rules: RuleSet,
-  opts: { groupId?: string; warehouseUrl?: string; dir?: string } = {},
+  opts: {
+    groupId?: string;
+    warehouseUrl?: string;
+    dir?: string;
+    /** Seals DLQ originals for redrive (none unless given). */
+    dlqKey?: DlqKey;
+    /** Processor options beyond rules and topics (validation limits...). */
+    options?: Partial<ProcessorOptions>;
+  } = {},
 ): Promise<TestProcessor> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "ps-it-"));
   const redis = await connectRedis({ url: services.redis });
@@ -129,10 +138,11 @@ export async function startTestProcessor(
       // A short horizon: test claims must not pile up in the shared Redis (maxmemory 2 GB).
       deduper: new Deduper(new RedisDedupStore(redis, 900_000)),
       masker: testMasker(),
+      ...(opts.dlqKey ? { dlqKey: opts.dlqKey } : {}),
       metrics: createProcessorMetrics(testRegistry("it")),
       log,
     },
-    { rules, dlqTopic: topics.dlq, alertsTopic: topics.alerts },
+    { rules, dlqTopic: topics.dlq, alertsTopic: topics.alerts, ...opts.options },
   );
   await processor.start();
   return {

@@ -25,7 +25,7 @@ export interface Service {
 }
 
 export const PII_KEY = "8f1e2d3c4b5a69788796a5b4c3d2e1f0";
-/** The collector's API token in tests: its write endpoints need one (docs/security-http.md). */
+/** The collector's API token in tests: its write endpoints need one (docs/security.md). */
 export const COLLECTOR_TOKEN = "test-collector-token-0123456789";
 
 export function startService(

@@ -200,6 +200,21 @@ describe("Helm chart", () => {
     );
   });
 
+  it("takes the DLQ key only from a Secret, and keeps no originals without one", () => {
+    const none = envOf(find(render(), "Deployment", "processor").spec.template.spec.containers[0]);
+    assert.equal(none.has("PAYSTREAM_DLQ_KEY"), false);
+    const env = envOf(
+      find(render(["dlqKey.existingSecret=paystream-dlq", "dlqKey.keyId=2026-q4"]), "Deployment", "processor")
+        .spec.template.spec.containers[0],
+    );
+    assert.deepEqual(env.get("PAYSTREAM_DLQ_KEY")?.valueFrom, {
+      secretKeyRef: { name: "paystream-dlq", key: "PAYSTREAM_DLQ_KEY" },
+    });
+    assert.equal(env.get("PAYSTREAM_DLQ_KEY_ID")?.value, "2026-q4");
+    const inline = template(["dlqKey.value=00"]);
+    assert.notEqual(inline.code, 0, "a key given as a value is rejected by the values schema");
+  });
+
   it("also takes Redis and warehouse URLs from Secrets, and requires the brokers", () => {
     const ms = render(["redis.existingSecret=redis-url", "processor.warehouse.existingSecret=wh-url"]);
     const env = envOf(find(ms, "Deployment", "processor").spec.template.spec.containers[0]);

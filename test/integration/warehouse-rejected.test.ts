@@ -60,8 +60,11 @@ describe("rows the warehouse refuses go to the DLQ, the rest is written", () => 
       ratePerSecond: 500,
       faultRates: { duplicate: 0.01, late: 0, outOfOrder: 0, malformed: 0.01 },
     });
+    // Decoded at (about) the time the processor sees them: the generator's future-dated and
+    // too-old faults are refused then, as the processor refuses them.
+    const processedAt = Date.now();
     for (const r of sent) {
-      const d = decodeTransaction(Buffer.from(r.value));
+      const d = decodeTransaction(Buffer.from(r.value), {}, processedAt);
       if (!d.ok || refused.has(d.tx.transaction_id) || accepted.has(d.tx.transaction_id)) continue;
       (d.tx.amountMinor % 97 === 0 ? refused : accepted).add(d.tx.transaction_id);
     }

@@ -10,18 +10,35 @@
  */
 import { EventEmitter } from "node:events";
 import type {
+  GroupLag,
   InRecord,
+  LogRecord,
   OutRecord,
   PartitionOffset,
+  PartitionRange,
+  ReadToEndOptions,
   RecordSink,
   RecordSource,
   SourceHandlers,
+  TopicReader,
+  TopicReadResult,
 } from "../../contracts/ports.ts";
+
+/**
+ * A record as the log keeps it: what a consumer reads, plus the headers it was produced
+ * with. Consumers of the record ports never see headers (InRecord has none), but what was
+ * written must be what is kept: a DLQ record's reason and source live in its headers.
+ */
+export interface StoredRecord extends InRecord {
+  headers: Readonly<Record<string, string>>;
+}
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 interface Partition {
   /** Offset of records[0]. */
   base: bigint;
-  records: InRecord[];
+  records: StoredRecord[];
 }
 
 export interface EmbeddedLogOptions {
@@ -81,6 +98,7 @@ export class EmbeddedLog {
         key: r.key,
         value: typeof r.value === "string" ? Buffer.from(r.value) : r.value,
         timestamp: now,
+        headers: r.headers ? { ...r.headers } : NO_HEADERS,
       });
       if (p.records.length > this.#retention * 1.25) {
         const drop = p.records.length - this.#retention;
@@ -124,9 +142,76 @@ export class EmbeddedLog {
     });
   }
 
-  /** Every record of a topic still retained (tests and the dashboard's DLQ view). */
-  all(topic: string): InRecord[] {
+  /** Every record of a topic still retained, with its headers (tests and the dashboard's DLQ view). */
+  all(topic: string): StoredRecord[] {
     return this.partitions(topic).flatMap((p) => p.records);
+  }
+
+  hasTopic(topic: string): boolean {
+    return this.#topics.has(topic);
+  }
+}
+
+/**
+ * The TopicReader port on the embedded log: the same reads `paystream verify` and
+ * `paystream dlq` make of Kafka, for code running in the same process (tests, `up`).
+ * There are no consumer groups to report lag for.
+ */
+export class EmbeddedTopicReader implements TopicReader {
+  readonly #log: EmbeddedLog;
+
+  constructor(log: EmbeddedLog) {
+    this.#log = log;
+  }
+
+  async existingTopics(topics: readonly string[]): Promise<Set<string>> {
+    return new Set(topics.filter((t) => this.#log.hasTopic(t)));
+  }
+
+  async readToEnd(
+    topic: string,
+    onRecord: (r: LogRecord) => void,
+    opts: ReadToEndOptions,
+  ): Promise<TopicReadResult> {
+    const t0 = performance.now();
+    if (!this.#log.hasTopic(topic))
+      return { topic, exists: false, partitions: 0, records: 0, ranges: [], durationMs: 0 };
+    const parts = this.#log.partitions(topic);
+    // The end offsets first, as Kafka's reader lists them: later appends are not delivered.
+    const ranges: PartitionRange[] = parts.map((p, partition) => ({
+      partition,
+      start: p.base,
+      end: p.base + BigInt(p.records.length),
+    }));
+    let records = 0;
+    const every = opts.progressEvery ?? 500_000;
+    for (const range of ranges) {
+      const p = parts[range.partition]!;
+      for (let o = range.start; o < range.end; o++) {
+        const r = p.records[Number(o - p.base)];
+        if (r === undefined) continue;
+        onRecord({
+          partition: r.partition,
+          offset: r.offset,
+          value: r.value,
+          headers: new Map(Object.entries(r.headers)),
+          timestamp: BigInt(r.timestamp),
+        });
+        if (++records % every === 0) opts.onProgress?.(records);
+      }
+    }
+    return {
+      topic,
+      exists: true,
+      partitions: parts.length,
+      records,
+      ranges,
+      durationMs: Math.round(performance.now() - t0),
+    };
+  }
+
+  async groupLag(group: string): Promise<GroupLag> {
+    return { group, lag: undefined };
   }
 }
 
@@ -154,13 +239,18 @@ export class EmbeddedSource implements RecordSource {
   #running = false;
   #loop: Promise<void> | undefined;
 
-  constructor(log: EmbeddedLog, topic: string, maxBatch = 5000) {
+  /**
+   * `resumeFrom`: per partition, the offset to start at — what a group member restarted in
+   * the same process resumes from (its predecessor's commits), as a Kafka group member
+   * resumes from the group's committed offsets. Partitions not named start at 0.
+   */
+  constructor(log: EmbeddedLog, topic: string, maxBatch = 5000, resumeFrom?: ReadonlyMap<number, bigint>) {
     this.#log = log;
     this.#topic = topic;
     this.#maxBatch = maxBatch;
     const n = log.partitions(topic).length;
-    this.#next = new Array<bigint>(n).fill(0n);
-    this.#committed = new Array<bigint>(n).fill(0n);
+    this.#next = Array.from({ length: n }, (_, p) => resumeFrom?.get(p) ?? 0n);
+    this.#committed = [...this.#next];
   }
 
   async start(handlers: SourceHandlers): Promise<void> {

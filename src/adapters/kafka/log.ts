@@ -7,6 +7,7 @@
  * fetching instead of growing memory.
  */
 import type { Message, MessagesStream } from "@platformatic/kafka";
+import { ProcessorDefaults } from "../../contracts/defaults.ts";
 import type {
   InRecord,
   OutRecord,
@@ -60,7 +61,7 @@ export class KafkaSource implements RecordSource {
   constructor(conn: KafkaConnection, opts: KafkaSourceOptions) {
     this.#conn = conn;
     this.#opts = {
-      maxBatch: 5000,
+      maxBatch: ProcessorDefaults.maxBatch,
       bufferRecords: 16_384,
       maxWaitMs: 100,
       groupProtocol: "consumer",

@@ -39,6 +39,8 @@ export const upOptions = defineOptions([
     "window.latenessMs",
     "dedup.ttlMs",
     "pii.key",
+    "dlq.key",
+    "dlq.keyId",
     "maxMessageBytes",
   ]),
   withOverrides(pickOptions(processorOptions, ["demo"])[0]!, {

@@ -26,6 +26,7 @@ import type {
 } from "../../../src/contracts/ports.ts";
 import type { TransactionRow } from "../../../src/contracts/rows.ts";
 import { Deduper, InMemorySharedDedupStore, type SharedDedupStore } from "../../../src/core/dedup.ts";
+import type { DlqKey } from "../../../src/core/dlq-crypto.ts";
 import { ErrorCodes, PaystreamError } from "../../../src/core/errors.ts";
 import type { RuleSet } from "../../../src/core/rules.ts";
 import { createProcessorMetrics, type ProcessorMetrics } from "../../../src/processor/metrics.ts";
@@ -350,6 +351,8 @@ export interface RigOptions {
   dedupStore?: SharedDedupStore;
   rules?: RuleSet;
   options?: Partial<ProcessorOptions>;
+  /** Seals DLQ originals (none unless given). */
+  dlqKey?: DlqKey;
 }
 
 /** A new embedded log with the input, DLQ and alerts topics. */
@@ -382,6 +385,7 @@ export function buildProcessor<S extends RecordSource>(
       warehouse,
       deduper: new Deduper(opts.dedupStore ?? new InMemorySharedDedupStore({ now: () => NOW })),
       masker: testMasker(),
+      ...(opts.dlqKey ? { dlqKey: opts.dlqKey } : {}),
       metrics,
       log: silentLogger("processor-test"),
       now: () => NOW,
