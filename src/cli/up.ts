@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { startUp, type UpStatus } from "../app/up.ts";
 import { loadConfig, renderHelp } from "../lib/config.ts";
 import { createLogger } from "../lib/log.ts";
+import { redactUrl } from "../lib/url.ts";
 import { toUpConfig, upOptions } from "./options/up.ts";
 import { onShutdownSignals } from "./signals.ts";
 
@@ -36,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
       `  dashboard         ${up.url}/`,
       `  status & metrics  ${up.url}/status   ${up.url}/metrics`,
       `  collector API     ${up.collectorUrl}/config   (change the rate: curl -X POST ${up.collectorUrl}/config/rate -H 'content-type: application/json' -d '{"messages_per_second": 5000}')`,
-      `  warehouse         ${up.labels.warehouse} ${c.processor.warehouse}`,
+      `  warehouse         ${up.labels.warehouse} ${redactUrl(c.processor.warehouse)}`,
       `  log / alerts      ${up.labels.log} / ${up.labels.alerts}`,
       "  Ctrl-C to stop",
       "",
@@ -84,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
         .join(", ")})`,
       `  processed  ${fmt(s.processor.processed)}: ok ${fmt(s.processor.ok)}, duplicates dropped ${fmt(s.processor.duplicates)}, DLQ ${fmt(s.processor.dlq)}, late ${fmt(s.processor.late)}`,
       `  alerts     ${fmt(s.processor.alerts)}  ${JSON.stringify(s.processor.alerts_by_rule)}`,
-      `  warehouse  ${c.processor.warehouse}`,
+      `  warehouse  ${redactUrl(c.processor.warehouse)}`,
       "",
     ].join("\n"),
   );

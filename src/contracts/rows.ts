@@ -20,6 +20,11 @@ export interface MaskedTransaction {
   merchant_category: string;
   country: string;
   city: string;
+  /**
+   * Latitude and longitude rounded to the processor's --coordinate-decimals (2 by default,
+   * ~1 km): a precise home location next to account_id identifies a person. Rules run on
+   * the full-precision transaction, never on the row.
+   */
   lat: number;
   lon: number;
   /** As received (RFC 3339 with offset). */

@@ -125,7 +125,7 @@ function maskKnown(ctx: Ctx, name: string, v: unknown, path: string, depth: numb
 
 function walk(ctx: Ctx, v: unknown, path: string, depth: number): unknown {
   if (++ctx.nodes > MAX_NODES || depth > MAX_DEPTH) throw new TooBig();
-  if (typeof v === "string") return scrub(ctx, v);
+  if (typeof v === "string") return embeddedJson(ctx, v, path, depth) ?? scrub(ctx, v);
   if (typeof v === "number") {
     // 4111111111111111 as a JSON number is as much a card number as the string.
     const s = String(v);
@@ -145,6 +145,26 @@ function walk(ctx: Ctx, v: unknown, path: string, depth: number): unknown {
   return Object.fromEntries(entries);
 }
 
+/** Levels of JSON-in-a-string unwrapped before a record is treated as text. */
+const MAX_UNWRAP = 3;
+
+/**
+ * A string field that is itself JSON (`"payload": "{\"cardholder_name\": ...}"`): projected
+ * like the rest, then written back as a string, so names inside are masked by field name.
+ */
+function embeddedJson(ctx: Ctx, v: string, path: string, depth: number): string | undefined {
+  const c = v.charCodeAt(0);
+  if ((c !== 123 && c !== 91) || v.length > MAX_OBJECT_BYTES) return undefined;
+  let inner: unknown;
+  try {
+    inner = JSON.parse(v);
+  } catch {
+    return undefined;
+  }
+  if (inner === null || typeof inner !== "object") return undefined;
+  return JSON.stringify(walk(ctx, inner, path, depth + 1));
+}
+
 /** A transaction_id already scrubbed, bounded. */
 function idOf(v: unknown): string | undefined {
   return typeof v === "string" ? truncateText(v, MAX_ID_CHARS) : undefined;
@@ -158,6 +178,15 @@ function projectObject(value: Buffer, masker: DlqMasker): Projected | undefined 
     parsed = JSON.parse(value.toString("utf8"));
   } catch {
     return undefined;
+  }
+  // A record sent as a JSON string holding the transaction (double-encoded) carries the same
+  // PII one level down: unwrap a few levels so its fields are masked by name, not just scrubbed.
+  for (let unwrap = 0; typeof parsed === "string" && unwrap < MAX_UNWRAP; unwrap++) {
+    try {
+      parsed = JSON.parse(parsed);
+    } catch {
+      return undefined;
+    }
   }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return undefined;
   const ctx: Ctx = { masker, nodes: 0, masked: [], redactions: 0, cards: 0 };
@@ -198,7 +227,13 @@ function textMask(masker: DlqMasker, field: string, value: string): string {
 
 /** The text projection: known fields replaced where readable, then scrubbed and cut. */
 export function projectText(value: Buffer, masker: DlqMasker): Projected {
-  const text = value.subarray(0, MAX_TEXT_BYTES).toString("utf8");
+  const raw = value.subarray(0, MAX_TEXT_BYTES).toString("utf8");
+  // Escaped quotes (a double-encoded record cut short or too big to parse) would hide field
+  // names from the field scan: read one level unescaped, without the string's own opening
+  // quote (it would shift every quote after it by one and the scan would read values as keys).
+  const text = raw.includes('\\"')
+    ? (raw.charCodeAt(0) === 34 ? raw.slice(1) : raw).replaceAll('\\"', '"')
+    : raw;
   let rawId: string | undefined;
   let cardFields = 0;
   const fields = maskFieldsInText(

@@ -15,6 +15,10 @@
  * 10.9 at 100K), so the row path goes straight to the HMAC on a miss. token() and maskCard(), used off the row path, have per-value caches.
  * The caches hold raw values as keys: they live only in this process's memory, are bounded,
  * and are never serialised (clearCache() drops them).
+ *
+ * Coordinates are coarsened in the row (2 decimals, ~1 km, by default): a home latitude and
+ * longitude to the metre next to account_id locates a person. Rules never see the row: they
+ * run on the transaction in the window, at full precision, before and apart from masking.
  */
 import type { MaskedCard } from "../contracts/alert.ts";
 import type { MaskedTransaction, RowPlacement } from "../contracts/rows.ts";
@@ -39,6 +43,14 @@ export { MIN_KEY_BYTES, TOKEN_KINDS, type TokenKind } from "./pii-tokens.ts";
  * new (1M accounts, each seen once) nothing can be cached: ~18 µs instead of ~10.
  */
 export const DEFAULT_CACHE_ENTRIES = 65_536;
+
+/**
+ * Decimal places of lat/lon kept in warehouse rows. 2 decimals is ~1.1 km of latitude: a
+ * town district, enough for geographic analysis of fraud, not enough to find a home.
+ */
+export const DEFAULT_COORDINATE_DECIMALS = 2;
+/** Most decimals a row may keep: 6 is ~0.1 m, beyond any payment terminal's fix. */
+export const MAX_COORDINATE_DECIMALS = 6;
 
 /**
  * Last values seen for an account and their masks (internal memo of maskRow), and for the
@@ -72,6 +84,20 @@ export interface MaskerOptions {
    * accounts in ~110 MB.
    */
   cacheEntries?: number;
+  /**
+   * Decimal places of lat/lon in rows (0-6, default DEFAULT_COORDINATE_DECIMALS). Only the
+   * row is coarsened: the transaction the rules see keeps full precision.
+   */
+  coordinateDecimals?: number;
+}
+
+/**
+ * `value` rounded to the decimals `scale` (10^decimals) stands for: the nearest double to
+ * a number with that many decimals, so it is stored and printed as such (51.51, not
+ * 51.510000000000005). Half rounds up; -0 becomes 0.
+ */
+export function coarsenCoordinate(value: number, scale: number): number {
+  return Math.round(value * scale) / scale + 0;
 }
 
 export type MaskerCacheStats = CacheStats;
@@ -81,6 +107,8 @@ export class Masker {
   readonly #values: Record<TokenKind, TwoGenerationCache<string>>;
   readonly #cards: TwoGenerationCache<MaskedCard>;
   readonly #accounts: TwoGenerationCache<AccountMasks>;
+  /** 10^coordinateDecimals. */
+  readonly #coordinateScale: number;
 
   /** key: the masking secret (>= 16 bytes, from a secret store; there is no default). */
   constructor(key: Uint8Array, options: MaskerOptions = {}) {
@@ -98,6 +126,14 @@ export class Masker {
     };
     this.#cards = new TwoGenerationCache(limit);
     this.#accounts = new TwoGenerationCache(limit);
+    const decimals = options.coordinateDecimals ?? DEFAULT_COORDINATE_DECIMALS;
+    if (!Number.isInteger(decimals) || decimals < 0 || decimals > MAX_COORDINATE_DECIMALS) {
+      throw new PaystreamError(
+        ErrorCodes.CONFIG_INVALID,
+        `masking coordinateDecimals must be an integer from 0 to ${MAX_COORDINATE_DECIMALS}`,
+      );
+    }
+    this.#coordinateScale = 10 ** decimals;
   }
 
   /**
@@ -189,8 +225,8 @@ export class Masker {
       merchant_category: tx.merchant_category,
       country: tx.country,
       city: tx.city,
-      lat: tx.lat,
-      lon: tx.lon,
+      lat: coarsenCoordinate(tx.lat, this.#coordinateScale),
+      lon: coarsenCoordinate(tx.lon, this.#coordinateScale),
       event_time: tx.event_time,
       event_time_ms: tx.eventTimeMs,
       kafka_partition: kafkaPartition,

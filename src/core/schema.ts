@@ -306,6 +306,41 @@ function describeAjvError(): string {
   return `${field} ${e.message ?? "is invalid"}`;
 }
 
+/** V8's JSON.parse messages that carry a position and no input text ("... in JSON at position 31 (line 1 column 32)"). */
+const JSON_POSITION_ONLY = /^[^"\d]* at position \d+(?: \(line \d+ column \d+\))?$/;
+/** V8's "Unexpected token 'x', ..."<input excerpt>"... is not valid JSON" (the excerpt is up to 10 characters either side). */
+const JSON_TOKEN_EXCERPT =
+  /^Unexpected token '[\s\S]{1,2}', (\.\.\.)?"([\s\S]*)"(\.\.\.)? is not valid JSON$/;
+/** Characters V8 quotes either side of an unexpected token; an input under 2 x 10 + 1 characters is quoted whole. */
+const V8_JSON_CONTEXT = 10;
+
+/**
+ * The bad_json detail: what is wrong and where, never input text. V8's messages quote up to
+ * 10 characters either side of an unexpected token (the whole input under 21 characters),
+ * which for a record cut or corrupted inside card_number is up to 9 digits past the BIN. The
+ * position is kept (recomputed from the excerpt's place when V8 gives an excerpt instead);
+ * anything else V8 may say is reduced to the input's length.
+ */
+function badJsonDetail(message: string, text: string): string {
+  if (message === "Unexpected end of JSON input" || JSON_POSITION_ONLY.test(message)) return message;
+  const m = JSON_TOKEN_EXCERPT.exec(message);
+  if (m) {
+    const [, before, excerpt = "", after] = m;
+    // V8 cuts the excerpt at [pos - 10, pos + 10): its start or its end pins the position;
+    // in the middle of a long input its first occurrence does.
+    let pos = -1;
+    if (!before && after) pos = excerpt.length - V8_JSON_CONTEXT;
+    else if (before && !after) pos = text.length - excerpt.length + V8_JSON_CONTEXT;
+    else if (before && after) {
+      const at = text.indexOf(excerpt);
+      if (at >= 0) pos = at + V8_JSON_CONTEXT;
+    }
+    if (pos >= 0) return `Unexpected token in JSON at position ${pos} (input text omitted)`;
+    return `Unexpected token in JSON (input of ${text.length} characters; text omitted)`;
+  }
+  return `not valid JSON (input of ${text.length} characters; text omitted)`;
+}
+
 /** The UTF-8 text of bytes without copying them first (Buffer.from(uint8Array) would copy). */
 function utf8(value: Uint8Array): string {
   if (Buffer.isBuffer(value)) return value.toString("utf8");
@@ -338,10 +373,11 @@ export function decodeTransaction(
     return { ok: false, reason: DlqReasons.oversized, detail: `message is ${size} bytes, limit ${maxBytes}` };
   }
   let parsed: unknown;
+  const text = typeof value === "string" ? value : utf8(value);
   try {
-    parsed = JSON.parse(typeof value === "string" ? value : utf8(value));
+    parsed = JSON.parse(text);
   } catch (err) {
-    return { ok: false, reason: DlqReasons.badJson, detail: (err as Error).message };
+    return { ok: false, reason: DlqReasons.badJson, detail: badJsonDetail((err as Error).message, text) };
   }
   return validateTransaction(parsed, opts, nowMs);
 }

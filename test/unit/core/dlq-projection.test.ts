@@ -156,6 +156,30 @@ describe("projectRecord: text that is not a JSON object", () => {
   });
 });
 
+describe("projectRecord: JSON inside strings (double-encoded records)", () => {
+  it("masks a transaction sent as a JSON string by field name, one or more levels down", () => {
+    for (const value of [JSON.stringify(txJson()), JSON.stringify(JSON.stringify(txJson()))]) {
+      const p = project(value);
+      assert.equal(p.format, "object");
+      assertClean(p);
+      assert.ok(p.masked_fields.includes("cardholder_name"), JSON.stringify(p.masked_fields));
+    }
+  });
+
+  it("masks a transaction embedded as JSON text in a field", () => {
+    const p = project(JSON.stringify({ note: "resend", payload: txJson() }));
+    assertClean(p);
+    assert.ok(p.masked_fields.includes("payload.cardholder_name"), JSON.stringify(p.masked_fields));
+  });
+
+  it("masks names in a double-encoded record that is cut short (text, escaped quotes)", () => {
+    const cut = JSON.stringify(txJson()).slice(0, -20);
+    const p = project(cut);
+    assert.equal(p.format, "text");
+    assertClean(p);
+  });
+});
+
 describe("projectRecord: hostile input", () => {
   it("falls back to scrubbed text for nesting deeper than the bound (and does not crash at 100 000 levels)", () => {
     const deep = (n: number) => `${'{"a":'.repeat(n)}"${SAMPLE_WIRE_TX.email}"${"}".repeat(n)}`;

@@ -3,12 +3,19 @@ import { createHmac, randomBytes, randomUUID } from "node:crypto";
 import { describe, it } from "node:test";
 import type { Transaction } from "../../../src/contracts/transaction.ts";
 import { ErrorCodes, isPaystreamError } from "../../../src/core/errors.ts";
-import { Masker } from "../../../src/core/masking.ts";
+import {
+  coarsenCoordinate,
+  DEFAULT_COORDINATE_DECIMALS,
+  MAX_COORDINATE_DECIMALS,
+  Masker,
+} from "../../../src/core/masking.ts";
 import { findLuhnDigitRuns } from "../../../src/core/pan.ts";
 import { PiiTokenizer, TOKEN_KINDS } from "../../../src/core/pii-tokens.ts";
+import { evaluate } from "../../../src/core/rules.ts";
 import { luhnCheckDigit } from "../../../src/core/schema.ts";
 import { TwoGenerationCache } from "../../../src/core/token-cache.ts";
-import { decodedTx, TEST_PAN, TEST_PII_KEY } from "../../helpers/fixtures.ts";
+import { WindowStore } from "../../../src/core/window.ts";
+import { decodedTx, oneRule, T0, TEST_PAN, TEST_PII_KEY } from "../../helpers/fixtures.ts";
 
 const KEY = TEST_PII_KEY;
 const OTHER_KEY = Buffer.from("fedcba9876543210fedcba9876543210");
@@ -202,10 +209,7 @@ describe("maskTransaction", () => {
       [row.transaction_id, row.account_id, row.card_bin, row.card_last4, row.currency, row.merchant_id],
       ["7b0e4c1e-8f3a-4c52-9d7e-2f1a3b4c5d6e", "acct-1", "411111", "1111", "GBP", "m-1"],
     );
-    assert.deepEqual(
-      [row.merchant_category, row.country, row.city, row.lat, row.lon],
-      ["5411", "GB", "London", 51.507351, -0.127758],
-    );
+    assert.deepEqual([row.merchant_category, row.country, row.city], ["5411", "GB", "London"]);
     assert.equal(row.event_time, "2026-11-25T10:00:00.123Z");
     assert.equal(row.event_time_ms, Date.parse("2026-11-25T10:00:00.123Z"));
     for (const k of ["card_token", "name_token", "email_token", "ip_token", "device_token"] as const) {
@@ -246,5 +250,95 @@ describe("maskTransaction", () => {
       assert.deepEqual(findLuhnDigitRuns(json), [], json);
       assert.ok(!json.includes(pan));
     }
+  });
+});
+
+describe("coordinates in warehouse rows (issue 10, item 9)", () => {
+  it("are rounded to 2 decimals (~1 km) by default, and printed as such", () => {
+    assert.equal(DEFAULT_COORDINATE_DECIMALS, 2);
+    const row = new Masker(KEY).maskRow(tx(), 3, "42", T0, false);
+    assert.equal(row.lat, 51.51);
+    assert.equal(row.lon, -0.13);
+    const json = JSON.stringify(row);
+    assert.match(json, /"lat":51\.51,"lon":-0\.13,/);
+    assert.ok(
+      !json.includes("51.507") && !json.includes("0.1277"),
+      "no full-precision coordinate in the row",
+    );
+  });
+
+  it("keep as many decimals as configured, 0 to 6", () => {
+    const at = (coordinateDecimals: number) => {
+      const row = new Masker(KEY, { coordinateDecimals }).maskTransaction(tx());
+      return [row.lat, row.lon];
+    };
+    assert.deepEqual(at(0), [52, 0]);
+    assert.deepEqual(at(1), [51.5, -0.1]);
+    assert.deepEqual(at(4), [51.5074, -0.1278]);
+    assert.deepEqual(at(MAX_COORDINATE_DECIMALS), [51.507351, -0.127758]);
+  });
+
+  it("refuses a decimal count outside 0-6 or not an integer", () => {
+    for (const coordinateDecimals of [-1, 7, 1.5, Number.NaN]) {
+      assert.throws(
+        () => new Masker(KEY, { coordinateDecimals }),
+        (e: unknown) => isPaystreamError(e) && e.code === ErrorCodes.CONFIG_INVALID,
+        String(coordinateDecimals),
+      );
+    }
+  });
+
+  it("round to the nearest, stay within range at the poles and the antimeridian, and never give -0", () => {
+    assert.equal(coarsenCoordinate(12.345678, 100), 12.35);
+    assert.equal(coarsenCoordinate(-33.8688, 100), -33.87);
+    assert.equal(coarsenCoordinate(90, 100), 90);
+    assert.equal(coarsenCoordinate(-90, 100), -90);
+    assert.equal(coarsenCoordinate(179.999, 100), 180);
+    assert.equal(coarsenCoordinate(-180, 1), -180);
+    assert.ok(Object.is(coarsenCoordinate(-0.001, 100), 0), "-0.001 becomes 0, not -0");
+    assert.ok(Object.is(coarsenCoordinate(-0.4, 1), 0), "-0.4 becomes 0, not -0");
+    for (let i = 0; i < 2000; i++) {
+      const v = Math.random() * 360 - 180;
+      const c = coarsenCoordinate(v, 100);
+      assert.ok(Math.abs(c - v) <= 0.005 + 1e-12, `${v} -> ${c}`);
+      assert.ok(/^-?\d+(\.\d{1,2})?$/.test(String(c)), `${v} -> ${c} prints with at most 2 decimals`);
+    }
+  });
+
+  it("rules see full precision: a jump inside one rounded cell still alerts, and masking leaves the transaction as it was", () => {
+    // Two payments 5 s apart, ~1.3 km apart: 940 km/h. Both round to (48.86, 2.35), so a
+    // rule reading rows would see no movement at all.
+    const rule = oneRule("geo_velocity", { maxSpeedKmh: 100, minDistanceKm: 1, minDistinctCountries: null });
+    const first = tx({ account_id: "acct-geo", lat: 48.8551, lon: 2.3451, eventTimeMs: T0 });
+    const second = tx({ account_id: "acct-geo", lat: 48.8649, lon: 2.3549, eventTimeMs: T0 + 5_000 });
+    const masker = new Masker(KEY);
+    const rows = [first, second].map((t) => masker.maskRow(t, 0, "0", T0, false));
+    assert.deepEqual(
+      rows.map((r) => [r.lat, r.lon]),
+      [
+        [48.86, 2.35],
+        [48.86, 2.35],
+      ],
+      "the warehouse cannot tell the two places apart",
+    );
+    assert.deepEqual([second.lat, second.lon], [48.8649, 2.3549], "maskRow did not touch the transaction");
+
+    // The processor's order: window add, rules, then the row (src/processor/processor.ts).
+    const run = (txs: Transaction[]) => {
+      const store = new WindowStore();
+      const raised = [];
+      for (const t of txs) {
+        raised.push(...evaluate(rule, store.add(t, t.eventTimeMs), t, t.eventTimeMs));
+        masker.maskRow(t, 0, "0", t.eventTimeMs, false);
+      }
+      return raised;
+    };
+    const alerts = run([first, second]);
+    assert.equal(alerts.length, 1, "impossible travel detected on the full-precision window");
+    assert.equal(alerts[0]!.transactionId, second.transaction_id);
+    assert.equal(alerts[0]!.figures.distanceKm, 1);
+    // The same payments at row precision raise nothing: the check above can fail.
+    const coarse = [first, second].map((t, i) => ({ ...t, lat: rows[i]!.lat, lon: rows[i]!.lon }));
+    assert.equal(run(coarse).length, 0, "at row precision the jump is invisible");
   });
 });
