@@ -17,6 +17,9 @@
  * - on writes (and reads under `protectedReads`), credentials: `Authorization: Bearer <token>`
  *   or `Basic` (401). Tokens are compared as SHA-256 digests with timingSafeEqual, so neither
  *   the content nor the length of the expected token shows in the timing.
+ *
+ * One file on purpose (over 500 lines): every server's limits, headers and access control are
+ * reviewed together, so a security review reads one place.
  */
 import {
   createHash,

@@ -14,6 +14,9 @@
  * The parts with their own concerns live beside it: dead-letter.ts (DLQ records, warehouse
  * refusals), health.ts (retries and readiness), recovery.ts (applied offsets, rebuilding a
  * gained partition), coalesce.ts (merged warehouse writes).
+ *
+ * Over 500 lines on purpose: the batch path — compute, writes, commit ordering and backpressure —
+ * is one piece of reasoning; dead-lettering, health and recovery live in their own modules.
  */
 
 import type { Alert } from "../contracts/alert.ts";

@@ -12,6 +12,7 @@
 import { readFileSync } from "node:fs";
 import type { Registry } from "prom-client";
 import { parse as parseYaml } from "yaml";
+import type { CollectorConfig } from "../../src/collector/config.ts";
 import type { Alert } from "../../src/contracts/alert.ts";
 import type { TransactionRow } from "../../src/contracts/rows.ts";
 import type { Transaction, TransactionWireV1 } from "../../src/contracts/transaction.ts";
@@ -227,3 +228,26 @@ export async function waitFor(
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
+/** A collector with no broker and no HTTP port: for tests that drive it through a sink double. */
+export const collectorTestConfig: CollectorConfig = {
+  brokers: [],
+  topic: "t",
+  labelsTopic: "l",
+  rate: 2000,
+  maxRate: 10_000,
+  seed: 7,
+  accounts: 1000,
+  merchants: 500,
+  scenarioRate: 0,
+  faults: { duplicate: 0, late: 0, outOfOrder: 0, malformed: 0 },
+  lateMaxMs: 30_000,
+  http: { host: "127.0.0.1", port: 0, token: undefined },
+  batchSize: 100,
+  lingerMs: 5,
+  maxInFlight: 4,
+  compression: "none",
+  labelsFile: undefined,
+  durationMs: 0,
+  count: 0,
+};

@@ -79,6 +79,7 @@ export function startProcessor(
   group: string,
   warehouse: string,
   extra: string[] = [],
+  env: Record<string, string> = {},
 ): Service {
   const port = freePort();
   return startService(
@@ -110,6 +111,7 @@ export function startProcessor(
       ...extra,
     ],
     port,
+    env,
   );
 }
 

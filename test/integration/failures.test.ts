@@ -85,7 +85,8 @@ async function reconcile(run: Run): Promise<{ unique: number; alertIds: string[]
   const ends = await readTopicAll(run.topics.input);
   const ids = new Set<string>();
   for (const r of ends) {
-    const d = decodeTransaction(Buffer.from(r.value));
+    // At its append time, as the processor decides: future-dated and too-old records are refused.
+    const d = decodeTransaction(Buffer.from(r.value), {}, r.timestamp);
     if (d.ok) ids.add(d.tx.transaction_id);
   }
   const wh = await openWarehouse(run.db.url);

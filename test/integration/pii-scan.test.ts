@@ -43,6 +43,7 @@ import {
   freshDatabase,
   PII_KEY,
   type Service,
+  startProcessor,
   startService,
   stopGracefully,
   waitReady,
@@ -546,35 +547,11 @@ describe("PII scan: no raw PII in any output of the real pipeline", () => {
       live.push(m);
     });
 
-    const pPort = freePort();
-    processor = startService(
-      "processor",
-      [
-        "processor",
-        "--kafka",
-        services.kafka.join(","),
-        "--redis",
-        services.redis,
-        "--topic",
-        topics.input,
-        "--dlq-topic",
-        topics.dlq,
-        "--alerts-topic",
-        topics.alerts,
-        "--group",
-        uniqueName("it-pii-group"),
-        "--warehouse",
-        db.url,
-        "--metrics-port",
-        String(pPort),
-        "--host",
-        "127.0.0.1",
-        "--dedup-ttl",
-        "15m",
-      ],
-      pPort,
-      { PAYSTREAM_LOG_LEVEL: "debug", PAYSTREAM_DLQ_KEY: DLQ_KEY },
-    );
+    processor = startProcessor(topics, uniqueName("it-pii-group"), db.url, [], {
+      PAYSTREAM_LOG_LEVEL: "debug",
+      PAYSTREAM_DLQ_KEY: DLQ_KEY,
+    });
+    const pPort = processor.port;
     logs.push({ name: "processor", output: fullOutput(processor) });
     await waitReady(processor);
 

@@ -5,6 +5,9 @@
  * while a batch is being processed nothing is read, the stream's buffer fills to its high
  * water mark and the client stops fetching. That is the backpressure: a slow sink slows
  * fetching instead of growing memory.
+ *
+ * Over 500 lines: source and sink share the connection, the rebuild after an outage and the
+ * error mapping (errors.ts); split them when either grows further.
  */
 import type { Message, MessagesStream } from "@platformatic/kafka";
 import { ProcessorDefaults } from "../../contracts/defaults.ts";

@@ -14,6 +14,9 @@
  * Errors: a row the database refuses (NOT NULL, CHECK, conversion) → PS_WAREHOUSE_REJECTED
  * naming the offending keys (found by querying the still-filled staging table); I/O and memory
  * errors → PS_WAREHOUSE_UNAVAILABLE retriable; anything else → UNAVAILABLE, not retriable.
+ *
+ * Over 500 lines: the data-chunk encoders are the hot path and only correct together with the
+ * appender and staging code beside them.
  */
 import { mkdirSync } from "node:fs";
 import { dirname, resolve } from "node:path";

@@ -4,32 +4,11 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { CollectorConfig } from "../../../src/collector/config.ts";
 import { Collector } from "../../../src/collector/service.ts";
 import type { OutRecord, RecordSink } from "../../../src/contracts/ports.ts";
-import { silentLogger, testRegistry } from "../../helpers/fixtures.ts";
+import { collectorTestConfig, silentLogger, testRegistry } from "../../helpers/fixtures.ts";
 
-const cfg: CollectorConfig = {
-  brokers: [],
-  topic: "t",
-  labelsTopic: "l",
-  rate: 2000,
-  maxRate: 10_000,
-  seed: 7,
-  accounts: 1000,
-  merchants: 500,
-  scenarioRate: 0,
-  faults: { duplicate: 0, late: 0, outOfOrder: 0, malformed: 0 },
-  lateMaxMs: 30_000,
-  http: { host: "127.0.0.1", port: 0, token: undefined },
-  batchSize: 100,
-  lingerMs: 5,
-  maxInFlight: 4,
-  compression: "none",
-  labelsFile: undefined,
-  durationMs: 0,
-  count: 0,
-};
+const cfg = collectorTestConfig;
 
 class Sink implements RecordSink {
   refuse = true;
