@@ -237,6 +237,13 @@ interface DigitNeedle {
  * BIN (what a mask with the stars on the wrong side leaves). Matched anywhere, a 9- or
  * 10-digit needle would meet epoch milliseconds and byte counts by chance.
  */
+/** Whether the digit run at `at` follows "<digit>." (the fractional part of a number). */
+function isFraction(text: string, at: number): boolean {
+  if (at < 2 || text.charCodeAt(at - 1) !== 46) return false;
+  const d = text.charCodeAt(at - 2);
+  return d >= 48 && d <= 57;
+}
+
 class PiiScanner {
   readonly #digitNeedles = new Map<string, DigitNeedle[]>();
   readonly #needleLengths: number[];
@@ -306,6 +313,9 @@ class PiiScanner {
     for (const m of text.matchAll(DIGIT_RUN)) {
       const run = digitsOf(m[0]);
       if (run.length < minLen) continue;
+      // The fraction of a decimal number ("0.5150008534…" in /metrics) is not a card: a
+      // metric value once matched a BIN + 3 digits by chance.
+      if (isFraction(text, m.index)) continue;
       for (const len of this.#needleLengths) {
         if (len > run.length) break;
         for (let i = 0; i + len <= run.length; i++) {
@@ -894,6 +904,9 @@ describe("PII scan: no raw PII in any output of the real pipeline", () => {
       [],
     );
     assert.deepEqual(found(`${ip}7 and 1${ip}`), [], "longer numbers are other addresses");
+    // A metric's fraction is not a card; the same digits after a space are.
+    assert.deepEqual(found(`latency_seconds 0.${pan.slice(0, 9)}7`), [], "a decimal fraction");
+    assert.ok(found(`latency_seconds ${pan.slice(0, 9)}7`).includes("BIN + 3 middle digits"));
   });
 
   it("the scanner finds the PII of every record in the raw input (it is wired to the right needles)", () => {
