@@ -28,11 +28,6 @@ import { PiiTokenizer, TOKEN_KINDS, type TokenKind } from "./pii-tokens.ts";
 import { formatMinor } from "./schema.ts";
 import { type CacheStats, TwoGenerationCache } from "./token-cache.ts";
 
-/**
- * The PAN finder lives in pan.ts; re-exported because the dashboard and many tests import
- * it from here. New code imports pan.ts.
- */
-export { findLuhnDigitRuns } from "./pan.ts";
 export { MIN_KEY_BYTES, TOKEN_KINDS, type TokenKind } from "./pii-tokens.ts";
 
 /**

@@ -30,20 +30,6 @@ import type {
 } from "./model.ts";
 import { answerProblem, isObj, normalizeStatus, num, type Obj, toFeedAlert } from "./normalize.ts";
 
-export type {
-  AlertsReading,
-  Answer,
-  CollectorReading,
-  DashboardSnapshot,
-  FeedAlert,
-  HealthItem,
-  HistoryPoint,
-  ProcessorReading,
-  ProcessorView,
-  Readings,
-} from "./model.ts";
-export { normalizeStatus, type ProcessorStatus, toFeedAlert } from "./normalize.ts";
-
 export interface AggregatorOptions {
   /** Points kept for the sparkline. */
   historyLength?: number;

@@ -5,7 +5,7 @@
  * feed's alerts carry masked card data only (BIN + last digits; anything that looks like a
  * card number is dropped).
  */
-import { findLuhnDigitRuns } from "../core/masking.ts";
+import { findLuhnDigitRuns } from "../core/pan.ts";
 import type { Answer, FeedAlert } from "./model.ts";
 
 export type Obj = Record<string, unknown>;

@@ -29,14 +29,10 @@ import {
   SECURITY_HEADERS,
 } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
-import {
-  type AggregatorOptions,
-  DashboardAggregator,
-  type DashboardSnapshot,
-  type FeedAlert,
-  toFeedAlert,
-} from "./aggregate.ts";
+import { type AggregatorOptions, DashboardAggregator } from "./aggregate.ts";
 import { buildUi, type UiBundle } from "./bundle.ts";
+import type { DashboardSnapshot, FeedAlert } from "./model.ts";
+import { toFeedAlert } from "./normalize.ts";
 import { type DashboardSources, readAll } from "./sources.ts";
 
 export interface DashboardOptions extends AggregatorOptions {

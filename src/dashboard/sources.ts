@@ -10,7 +10,7 @@
 import { lookup } from "node:dns/promises";
 import type { FastifyInstance } from "fastify";
 import type { AlertFeed } from "../contracts/ports.ts";
-import type { AlertsReading, Answer, Readings } from "./aggregate.ts";
+import type { AlertsReading, Answer, Readings } from "./model.ts";
 
 export interface Upstream {
   /** What the UI shows for it (a URL, or "in-process"). */

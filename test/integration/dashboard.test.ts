@@ -14,9 +14,9 @@ import { after, before, describe, it } from "node:test";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { connectRedis } from "../../src/adapters/redis/client.ts";
 import { AlertKeys } from "../../src/contracts/redis.ts";
-import { findLuhnDigitRuns } from "../../src/core/masking.ts";
-import type { DashboardSnapshot, FeedAlert } from "../../src/dashboard/aggregate.ts";
+import { findLuhnDigitRuns } from "../../src/core/pan.ts";
 import { buildUi } from "../../src/dashboard/bundle.ts";
+import type { DashboardSnapshot, FeedAlert } from "../../src/dashboard/model.ts";
 import { hashBasicPassword } from "../../src/lib/http.ts";
 import {
   COLLECTOR_TOKEN,

@@ -10,7 +10,7 @@ import { after, before, describe, it } from "node:test";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
 import type { Label, ScenarioLabel } from "../../src/contracts/labels.ts";
 import { AlertKeys } from "../../src/contracts/redis.ts";
-import { findLuhnDigitRuns } from "../../src/core/masking.ts";
+import { findLuhnDigitRuns } from "../../src/core/pan.ts";
 import { parseRules } from "../../src/core/rules.ts";
 import { watchRules } from "../../src/processor/rules-file.ts";
 import {

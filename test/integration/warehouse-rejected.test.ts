@@ -9,7 +9,7 @@ import { after, before, describe, it } from "node:test";
 import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
 import { verify } from "../../src/app/verify.ts";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
-import { findLuhnDigitRuns } from "../../src/core/masking.ts";
+import { findLuhnDigitRuns } from "../../src/core/pan.ts";
 import { parseRules } from "../../src/core/rules.ts";
 import { decodeTransaction } from "../../src/core/schema.ts";
 import { renderTable } from "../../src/verify/reconcile.ts";

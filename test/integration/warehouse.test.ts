@@ -17,7 +17,7 @@ import type { Alert } from "../../src/contracts/alert.ts";
 import type { TransactionRow } from "../../src/contracts/rows.ts";
 import { alertId } from "../../src/core/alert.ts";
 import { ConfigError, ErrorCodes, PaystreamError } from "../../src/core/errors.ts";
-import { findLuhnDigitRuns } from "../../src/core/masking.ts";
+import { findLuhnDigitRuns } from "../../src/core/pan.ts";
 import { formatMinor } from "../../src/core/schema.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 

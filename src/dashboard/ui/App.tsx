@@ -11,7 +11,7 @@
  * itself and sends it on every request; in `paystream up` on loopback nothing is asked.
  */
 import { type FormEvent, type ReactNode, useEffect, useState } from "react";
-import type { DashboardSnapshot, FeedAlert, HealthItem, HistoryPoint } from "../aggregate.ts";
+import type { DashboardSnapshot, FeedAlert, HealthItem, HistoryPoint } from "../model.ts";
 
 const nf = new Intl.NumberFormat("en-US");
 const fmt = (n: number | null | undefined): string => (n === null || n === undefined ? "–" : nf.format(n));

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { findLuhnDigitRuns } from "../../../src/core/masking.ts";
+import { findLuhnDigitRuns } from "../../../src/core/pan.ts";
 import { DashboardAggregator } from "../../../src/dashboard/aggregate.ts";
 import type { Answer, Readings } from "../../../src/dashboard/model.ts";
 import { normalizeStatus, toFeedAlert } from "../../../src/dashboard/normalize.ts";
