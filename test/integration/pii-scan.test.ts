@@ -237,6 +237,21 @@ interface DigitNeedle {
  * BIN (what a mask with the stars on the wrong side leaves). Matched anywhere, a 9- or
  * 10-digit needle would meet epoch milliseconds and byte counts by chance.
  */
+const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+
+/**
+ * Whether the digit run lies inside a UUID (a transaction id): not a card. A UUID's last group
+ * once held 10 digits equal to a card's digits after its BIN, in CI.
+ */
+function inUuid(text: string, at: number, len: number): boolean {
+  const from = Math.max(0, at - 36);
+  for (const u of text.slice(from, at + len + 36).matchAll(UUID)) {
+    const start = from + u.index;
+    if (start <= at && at + len <= start + u[0].length) return true;
+  }
+  return false;
+}
+
 /** Whether the digit run at `at` follows "<digit>." (the fractional part of a number). */
 function isFraction(text: string, at: number): boolean {
   if (at < 2 || text.charCodeAt(at - 1) !== 46) return false;
@@ -315,7 +330,7 @@ class PiiScanner {
       if (run.length < minLen) continue;
       // The fraction of a decimal number ("0.5150008534…" in /metrics) is not a card: a
       // metric value once matched a BIN + 3 digits by chance.
-      if (isFraction(text, m.index)) continue;
+      if (isFraction(text, m.index) || inUuid(text, m.index, m[0].length)) continue;
       for (const len of this.#needleLengths) {
         if (len > run.length) break;
         for (let i = 0; i + len <= run.length; i++) {
@@ -907,6 +922,9 @@ describe("PII scan: no raw PII in any output of the real pipeline", () => {
     // A metric's fraction is not a card; the same digits after a space are.
     assert.deepEqual(found(`latency_seconds 0.${pan.slice(0, 9)}7`), [], "a decimal fraction");
     assert.ok(found(`latency_seconds ${pan.slice(0, 9)}7`).includes("BIN + 3 middle digits"));
+    // Digits closing an id (a UUID's last group) are not a card; the same digits quoted are.
+    assert.deepEqual(found(`"id":"f4e3dad4-d518-4413-9a96-4f${pan.slice(6)}"`), [], "inside an id");
+    assert.ok(found(`"x":"${pan.slice(6)}"`).includes("card digits beyond BIN (all after BIN)"));
   });
 
   it("the scanner finds the PII of every record in the raw input (it is wired to the right needles)", () => {
