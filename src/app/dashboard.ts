@@ -37,7 +37,10 @@ export async function runDashboard(cfg: DashboardConfig, log: Logger): Promise<R
   try {
     const dashboard = mountDashboard(http, {
       sources: {
-        collector: httpUpstream(cfg.collectorUrl, { token: cfg.collectorToken }),
+        collector:
+          cfg.collectorUrl === undefined
+            ? undefined
+            : httpUpstream(cfg.collectorUrl, { token: cfg.collectorToken }),
         processors: cfg.processorService
           ? dnsUpstreams(cfg.processorService)
           : cfg.processorUrls.map((u) => httpUpstream(u)),

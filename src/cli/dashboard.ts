@@ -26,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
   process.stdout.write(
     [
       `paystream dashboard on ${dashboard.url}/`,
-      `  collector   ${cfg.collectorUrl}`,
+      `  collector   ${cfg.collectorUrl ?? "none (--collector-url unset)"}`,
       `  processors  ${cfg.processorService ? `every address of ${cfg.processorService.host}:${cfg.processorService.port} (DNS)` : cfg.processorUrls.join(", ")}`,
       `  alerts      ${dashboard.alertsLabel}`,
       "",

@@ -112,9 +112,9 @@ export const dashboardOptions = defineOptions([
     flag: "collector-url",
     env: "PAYSTREAM_COLLECTOR_URL",
     description:
-      "collector control API (GET /config, /stats; rate changes are forwarded to POST /config/rate)",
+      "collector control API (GET /config, /stats; rate changes are forwarded to POST /config/rate); unset: no collector, as in production where the traffic simulator is off",
     parse: (raw: unknown) => p.url("http", "https")(raw).replace(/\/+$/, ""),
-    default: `http://127.0.0.1:${DefaultPorts.collector}`,
+    optional: true,
   },
   withOverrides(apiToken, {
     key: "collector.token",
@@ -172,7 +172,8 @@ export type DashboardValues = ConfigValues<typeof dashboardOptions>;
 
 export interface DashboardConfig {
   redisUrl: string;
-  collectorUrl: string;
+  /** Undefined when no collector runs (production): the dashboard then shows none, not an outage. */
+  collectorUrl: string | undefined;
   collectorToken: string | undefined;
   processorUrls: string[];
   /** A headless Service whose addresses are the processors (discovered each refresh). */

@@ -489,6 +489,51 @@ describe("`paystream dashboard` standalone, on the real Redis", () => {
     }
   });
 
+  it("with no collector (production: no --collector-url), shows no rate form and no collector outage", async () => {
+    const port = freePort();
+    const noCollector = startService(
+      "dashboard",
+      [
+        "dashboard",
+        "--redis",
+        services.redis,
+        "--processor-urls",
+        `http://127.0.0.1:${pipeline.port}`,
+        "--port",
+        String(port),
+      ],
+      port,
+      { PAYSTREAM_DASHBOARD_TOKEN: DASHBOARD_TOKEN },
+    );
+    browser ??= await launchBrowser();
+    const context = await browser.createBrowserContext();
+    try {
+      await waitUntil(
+        () => noCollector.output().includes("paystream dashboard on") || noCollector.child.exitCode !== null,
+        20_000,
+        "dashboard listening",
+      );
+      assert.match(noCollector.output(), /collector {3}none/);
+      const snap = (await (
+        await fetch(`http://127.0.0.1:${port}/api/snapshot`, { headers: authorized })
+      ).json()) as DashboardSnapshot;
+      assert.equal(snap.collector.url, null);
+      assert.ok(!snap.health.some((h) => h.name === "collector"), JSON.stringify(snap.health));
+      const page = await context.newPage();
+      await page.goto(`http://127.0.0.1:${port}/`, { waitUntil: "load" });
+      await page.waitForSelector('[data-testid="token-input"]', { timeout: 10_000 });
+      await page.type('[data-testid="token-input"]', DASHBOARD_TOKEN);
+      await page.click('[data-testid="token-submit"]');
+      await waitForStat(page, "out-rate", "v > 0", 20_000);
+      assert.equal(await page.$('[data-testid="rate-input"]'), null, "no rate form without a collector");
+      const text = await page.evaluate(() => document.body.textContent ?? "");
+      assert.doesNotMatch(text, /collector unreachable/);
+    } finally {
+      await context.close();
+      await stop(noCollector);
+    }
+  });
+
   it("refuses bad flags, naming the field, and an unreachable Redis, naming the address", async () => {
     for (const [args, re] of [
       [["--processor-urls", "processor:9464"], /invalid config processor\.urls: .*--processor-urls/],

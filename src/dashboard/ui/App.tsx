@@ -441,7 +441,8 @@ export function App() {
             {fmt(peak)} tx/s
           </p>
         </Card>
-        <RateControl snap={snap} token={token} setToken={setToken} />
+        {/* Production runs no traffic simulator: no rate form to offer then. */}
+        {snap.collector.url === null ? null : <RateControl snap={snap} token={token} setToken={setToken} />}
         <Card title="Consumer lag">
           <div className="stats">
             <Stat label="records behind" value={fmt(snap.lag_records)} testId="lag" />

@@ -271,6 +271,21 @@ describe("DashboardAggregator", () => {
     assert.equal(snap.health[0]!.ok, false);
   });
 
+  it("no collector configured (production): not an outage, processors still counted", () => {
+    const agg = new DashboardAggregator();
+    const r0 = readings(0, [{ url: "http://p:9464", records: 100 }]);
+    r0.collector = undefined;
+    agg.update(r0, 0);
+    const r1 = readings(0, [{ url: "http://p:9464", records: 400 }]);
+    r1.collector = undefined;
+    const snap = agg.update(r1, 3000);
+    assert.equal(snap.collector.error, "no collector configured");
+    assert.equal(snap.collector.url, null);
+    assert.ok(!snap.health.some((h) => h.name === "collector"), "no collector health item to fail");
+    assert.equal(snap.processed.total, 400);
+    assert.ok(snap.throughput.out_per_s > 0, "processed rate still shown");
+  });
+
   it("the feed holds at most feedSize alerts, newest first as given, masked", () => {
     const agg = new DashboardAggregator({ feedSize: 2 });
     const alerts = [1, 2, 3].map((i) => ({

@@ -11,9 +11,9 @@ const load = (argv: string[], env: NodeJS.ProcessEnv = {}) =>
   toDashboardConfig(loadConfig(dashboardOptions, { argv, env }).values);
 
 describe("paystream dashboard config", () => {
-  it("defaults to the local collector, processor and Redis on port 3000", () => {
+  it("defaults to no collector (production runs none) and the local processor and Redis on port 3000", () => {
     const c = load([]);
-    assert.equal(c.collectorUrl, "http://127.0.0.1:5000");
+    assert.equal(c.collectorUrl, undefined);
     assert.deepEqual(c.processorUrls, ["http://127.0.0.1:9464"]);
     assert.equal(c.redisUrl, "redis://127.0.0.1:6379");
     assert.equal(c.http.port, 3000);
