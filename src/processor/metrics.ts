@@ -4,7 +4,7 @@ import { LATENCY_BUCKETS, METRIC_PREFIX as P } from "../lib/metrics.ts";
 
 export function createProcessorMetrics(registry: Registry) {
   const registers = [registry];
-  return {
+  const metrics = {
     records: new Counter({
       name: `${P}processor_records_total`,
       help: "Records processed, by outcome (ok, duplicate, invalid, late)",
@@ -116,6 +116,11 @@ export function createProcessorMetrics(registry: Registry) {
       registers,
     }),
   };
+  // A labelled counter is exported only once incremented. Rejected reloads are rare: a series
+  // that first appears at 1 has no earlier sample for increase() to compare with, and
+  // PaystreamRulesReloadFailed would never see the first one. Both results exist from start-up.
+  for (const result of ["ok", "error"] as const) metrics.rulesReloads.inc({ result }, 0);
+  return metrics;
 }
 
 export type ProcessorMetrics = ReturnType<typeof createProcessorMetrics>;

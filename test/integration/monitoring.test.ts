@@ -2,7 +2,8 @@
  * Monitoring as code: the Prometheus rules (promtool check + unit tests), the metric names the
  * rules and the Grafana dashboard use (against the processor's and collector's real registries),
  * runbook links, the Alertmanager routing and inhibition (amtool and a real Alertmanager), and
- * the local Prometheus started by scripts/services.sh loading and evaluating the rules.
+ * the local Prometheus started by scripts/services.sh loading and evaluating the rules. That each
+ * panel returns data, exporters' series included: test/integration/panels.test.ts.
  *
  * Needs promtool (Debian `prometheus`) and amtool + prometheus-alertmanager (Debian
  * `prometheus-alertmanager`); the Prometheus at PAYSTREAM_PROMETHEUS_URL (default
@@ -21,7 +22,9 @@ import { loadConfig } from "../../src/lib/config.ts";
 import { createServiceHttp, listen } from "../../src/lib/http.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { createRegistry } from "../../src/lib/metrics.ts";
+import { parsePrometheusText, sampleSum } from "../../src/lib/prom-text.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
+import { freePort } from "../helpers/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
 const RULES_DIR = join(ROOT, "monitoring/prometheus/rules");
@@ -95,8 +98,7 @@ const PROMQL_WORDS = new Set([
  * matchers, ranges, grouping clauses, function calls and keywords.
  */
 function metricNames(expr: string): string[] {
-  const s = expr
-    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""')
+  const s = withoutStrings(expr)
     .replace(/\{[^}]*\}/g, " ")
     .replace(/\[[^\]]*\]/g, " ")
     .replace(/\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, " ");
@@ -107,6 +109,30 @@ function metricNames(expr: string): string[] {
     names.push(name);
   }
   return names;
+}
+
+function withoutStrings(expr: string): string {
+  return expr.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`/g, '""');
+}
+
+/**
+ * Where an expression loses `namespace`: an aggregation without it in `by` (or with it in
+ * `without`), a vector matching `on` without it (or `ignoring` it). Two releases in one
+ * Prometheus would be summed or joined together there.
+ */
+function namespaceDropped(expr: string): string[] {
+  const s = withoutStrings(expr);
+  const has = (labels: string | undefined) => /\bnamespace\b/.test(labels ?? "");
+  const dropped: string[] = [];
+  const aggregation =
+    /\b(?:sum|min|max|avg|count|group|stddev|stdvar|topk|bottomk|quantile|count_values)\s*(?:(by|without)\s*\(([^)]*)\))?\s*\(/g;
+  for (const m of s.matchAll(aggregation)) {
+    if (m[1] === "without" ? has(m[2]) : !has(m[2])) dropped.push(m[0].trim());
+  }
+  for (const m of s.matchAll(/\b(on|ignoring)\s*\(([^)]*)\)/g)) {
+    if (m[1] === "on" ? !has(m[2]) : has(m[2])) dropped.push(m[0]);
+  }
+  return dropped;
 }
 
 /** Every series name the processor and collector expose (histograms as _bucket/_sum/_count). */
@@ -138,11 +164,39 @@ function buildRegistry() {
 /** Names Prometheus itself provides. */
 const BUILTIN = new Set(["up", "ALERTS"]);
 
+/**
+ * Other exporters' series the rules and panels read, under the names those exporters publish
+ * (panels.test.ts evaluates every panel on them: redis_exporter for real, cAdvisor and
+ * kube-state-metrics backfilled in their format).
+ */
+const EXPORTED_ELSEWHERE = new Set([
+  // oliver006/redis_exporter (redis_script_values: its --script, monitoring/redis-exporter/).
+  "redis_up",
+  "redis_memory_used_bytes",
+  "redis_memory_max_bytes",
+  "redis_evicted_keys_total",
+  "redis_script_values",
+  // cAdvisor, through the kubelet's /metrics/cadvisor.
+  "container_cpu_usage_seconds_total",
+  "container_cpu_cfs_periods_total",
+  "container_cpu_cfs_throttled_periods_total",
+  "container_memory_working_set_bytes",
+  // kube-state-metrics v2.
+  "kube_pod_container_resource_limits",
+  "kube_pod_container_status_restarts_total",
+  "kube_pod_container_status_last_terminated_reason",
+  "kube_horizontalpodautoscaler_status_current_replicas",
+  "kube_horizontalpodautoscaler_status_desired_replicas",
+  "kube_horizontalpodautoscaler_spec_max_replicas",
+]);
+
 function unknownNames(exprs: string[], exposed: Set<string>): string[] {
   const bad = new Set<string>();
   for (const e of exprs) {
     for (const n of metricNames(e)) {
-      const known = n.includes(":") ? recorded.has(n) : exposed.has(n) || BUILTIN.has(n);
+      const known = n.includes(":")
+        ? recorded.has(n)
+        : exposed.has(n) || BUILTIN.has(n) || EXPORTED_ELSEWHERE.has(n);
       if (!known) bad.add(n);
     }
   }
@@ -217,6 +271,61 @@ describe("Prometheus rules", () => {
     }
   });
 
+  it("has, for every alert that aggregates or reads a recorded series, a test with two namespaces", () => {
+    // Fired with a namespace label, in a test whose input holds series of two namespaces.
+    const separated = new Set<string>();
+    for (const f of testFiles) {
+      const doc = parseYaml(readFileSync(f, "utf8")) as {
+        tests: {
+          input_series: { series: string }[];
+          alert_rule_test?: { alertname: string; exp_alerts: { exp_labels: Record<string, string> }[] }[];
+        }[];
+      };
+      for (const t of doc.tests) {
+        const namespaces = new Set(t.input_series.map((s) => /namespace="([^"]*)"/.exec(s.series)?.[1]));
+        namespaces.delete(undefined);
+        if (namespaces.size < 2) continue;
+        for (const a of t.alert_rule_test ?? []) {
+          if (a.exp_alerts.some((e) => e.exp_labels.namespace)) separated.add(a.alertname);
+        }
+      }
+    }
+    const aggregating = alerts.filter((a) => /\b(?:by|on)\s*\(|:/.test(withoutStrings(a.expr)));
+    assert.ok(aggregating.length >= 20, `aggregating alerts: ${aggregating.length}`);
+    assert.deepEqual(
+      aggregating.map((a) => a.alert).filter((name) => !separated.has(name!)),
+      [],
+      "alerts without a two-namespace test",
+    );
+  });
+
+  it("keep namespace through every aggregation and vector matching", () => {
+    assert.deepEqual(
+      namespaceDropped(
+        'sum(rate(x{l="max(y)"}[5m])) / max by (instance) (y) and on() z or count without (namespace) (w) unless on (pod) v',
+      ),
+      ["sum(", "max by (instance) (", "count without (namespace) (", "on()", "on (pod)"],
+    );
+    assert.deepEqual(
+      namespaceDropped("sum by (namespace, le) (x) / on (namespace) max by (namespace) (y)"),
+      [],
+    );
+    assert.deepEqual(
+      rules.flatMap((r) => namespaceDropped(r.expr).map((d) => `${r.record ?? r.alert}: ${d}`)),
+      [],
+    );
+  });
+
+  it("export the rules-reload error count from start-up, so increase() sees the first rejected reload", async () => {
+    const { registry } = buildRegistry();
+    const samples = parsePrometheusText(await registry.metrics());
+    const results = samples
+      .filter((s) => s.name === "paystream_rules_reloads_total")
+      .map((s) => s.labels.result);
+    assert.deepEqual(results.sort(), ["error", "ok"]);
+    assert.equal(sampleSum(samples, "paystream_rules_reloads_total", { result: "error" }), 0);
+  });
+
   it("give every alert a severity, summary, description and a runbook section that exists", () => {
     const runbooks = readFileSync(RUNBOOKS, "utf8");
     const headings = new Map<string, string>();
@@ -243,6 +352,14 @@ describe("Prometheus rules", () => {
       assert.ok(section, `${a.alert}: docs/runbooks.md has no section #${m[1]}`);
       for (const part of ["Meaning", "Impact", "Diagnosis", "Mitigation"]) {
         assert.match(section, new RegExp(`\\*\\*${part}`), `${a.alert}: runbook section lacks ${part}`);
+      }
+    }
+    // The failures no paystream alert can report: the monitoring itself is down.
+    for (const anchor of ["prometheus-disk-full", "grafana-shows-no-data", "dashboard-unreachable"]) {
+      const section = headings.get(anchor);
+      assert.ok(section, `docs/runbooks.md has no section #${anchor}`);
+      for (const part of ["Symptom", "Diagnosis", "Mitigation"]) {
+        assert.match(section, new RegExp(`\\*\\*${part}`), `#${anchor}: runbook section lacks ${part}`);
       }
     }
   });
@@ -294,6 +411,13 @@ describe("Grafana dashboard", () => {
       /Sink errors/,
       /target vs actual/,
       /Recovery duration/,
+      /CPU % of limit/,
+      /CPU throttled/,
+      /Memory % of limit/,
+      /replicas: desired, current, max/,
+      /Active fraud accounts/,
+      /Redis memory/,
+      /Redis evicted keys/,
     ]) {
       assert.match(titles, want);
     }
@@ -304,7 +428,24 @@ describe("Grafana dashboard", () => {
     }
   });
 
-  it("uses only metric names that the processor and collector register or the rules record", async () => {
+  it("scopes every query to the release picked in $namespace (the Redis row: $redis_namespace)", () => {
+    const exprs = [
+      ...dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => t.expr ?? "")),
+      ...dashboard.annotations.list.flatMap((a) => (a.expr ? [a.expr] : [])),
+    ];
+    assert.deepEqual(
+      dashboard.templating.list.map((v) => v.name),
+      ["datasource", "namespace", "instance", "redis_namespace"],
+    );
+    // One scoped matcher block per series selected.
+    const unscoped = exprs.filter(
+      (e) =>
+        (e.match(/\{[^}]*namespace=~"\$(?:redis_)?namespace"[^}]*\}/g) ?? []).length < metricNames(e).length,
+    );
+    assert.deepEqual(unscoped, []);
+  });
+
+  it("uses only metric names that the processor and collector register, the rules record or the exporters publish", async () => {
     const exprs = dashboardExprs();
     assert.ok(exprs.length > 30, `queries found: ${exprs.length}`);
     assert.deepEqual(unknownNames(exprs, await exposedNames()), []);
@@ -357,7 +498,7 @@ describe("Alertmanager config", () => {
       const cfg = parseYaml(readFileSync(ALERTMANAGER, "utf8")) as { receivers: { name: string }[] };
       cfg.receivers = cfg.receivers.map((r) => ({ name: r.name }));
       writeFileSync(join(dir, "am.yml"), JSON.stringify(cfg));
-      const port = 19093 + (process.pid % 500);
+      const port = freePort();
       url = `http://127.0.0.1:${port}`;
       am = spawn(
         bin,
@@ -386,14 +527,26 @@ describe("Alertmanager config", () => {
       if (dir) rmSync(dir, { recursive: true, force: true });
     });
 
+    const post = async (labels: Record<string, string>[]) => {
+      const res = await fetch(`${url}/api/v2/alerts`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(labels.map((l) => ({ labels: l, annotations: { summary: "test" } }))),
+      });
+      assert.equal(res.status, 200);
+    };
+    /** A lookup of each alert's state by labels; a label given as undefined must be absent. */
+    async function states(): Promise<(want: Record<string, string | undefined>) => string | undefined> {
+      const got = (await (await fetch(`${url}/api/v2/alerts`)).json()) as {
+        labels: Record<string, string>;
+        status: { state: string };
+      }[];
+      return (want) =>
+        got.find((a) => Object.entries(want).every(([k, v]) => a.labels[k] === v))?.status.state;
+    }
+
     it("mutes lag and stall alerts while the processor is down, and a warning under its critical", async () => {
-      const post = (labels: Record<string, string>[]) =>
-        fetch(`${url}/api/v2/alerts`, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body: JSON.stringify(labels.map((l) => ({ labels: l, annotations: { summary: "test" } }))),
-        });
-      const res = await post([
+      await post([
         { alertname: "PaystreamProcessorDown", severity: "critical", service: "processor" },
         { alertname: "PaystreamConsumerLag", severity: "critical", service: "processor" },
         { alertname: "PaystreamConsumerLag", severity: "warning", service: "processor" },
@@ -403,15 +556,9 @@ describe("Alertmanager config", () => {
         { alertname: "PaystreamSinkErrors", severity: "warning", service: "processor", sink: "postgres" },
         { alertname: "PaystreamSinkErrors", severity: "warning", service: "processor", sink: "alert_store" },
       ]);
-      assert.equal(res.status, 200);
-      const got = (await (await fetch(`${url}/api/v2/alerts`)).json()) as {
-        labels: Record<string, string>;
-        status: { state: string; inhibitedBy: string[] };
-      }[];
+      const find = await states();
       const state = (alertname: string, severity: string, sink?: string) =>
-        got.find(
-          (a) => a.labels.alertname === alertname && a.labels.severity === severity && a.labels.sink === sink,
-        )?.status.state;
+        find({ alertname, severity, sink, namespace: undefined });
       assert.equal(state("PaystreamProcessorDown", "critical"), "active");
       assert.equal(state("PaystreamConsumerLag", "critical"), "suppressed");
       assert.equal(state("PaystreamConsumerLag", "warning"), "suppressed");
@@ -420,6 +567,44 @@ describe("Alertmanager config", () => {
       assert.equal(state("PaystreamSinkErrors", "critical", "postgres"), "active");
       assert.equal(state("PaystreamSinkErrors", "warning", "postgres"), "suppressed");
       assert.equal(state("PaystreamSinkErrors", "warning", "alert_store"), "active");
+    });
+
+    it("mutes only the alerts of the release whose processor is down, and a Redis warning under its own critical", async () => {
+      const processor = (alertname: string, severity: string, namespace: string) => ({
+        alertname,
+        severity,
+        service: "processor",
+        namespace,
+      });
+      const redis = (severity: string, instance: string) => ({
+        alertname: "PaystreamRedisMemoryHigh",
+        severity,
+        service: "redis",
+        namespace: "green",
+        instance,
+      });
+      await post([
+        processor("PaystreamProcessorDown", "critical", "blue"),
+        processor("PaystreamConsumerLag", "critical", "blue"),
+        processor("PaystreamConsumerLag", "critical", "green"),
+        processor("PaystreamThroughputLow", "warning", "blue"),
+        processor("PaystreamThroughputLow", "warning", "green"),
+        redis("critical", "redis-a:9121"),
+        redis("warning", "redis-a:9121"),
+        redis("warning", "redis-b:9121"),
+      ]);
+      const find = await states();
+      const ns = (alertname: string, namespace: string) => find({ alertname, namespace });
+      assert.equal(ns("PaystreamProcessorDown", "blue"), "active");
+      assert.equal(ns("PaystreamConsumerLag", "blue"), "suppressed");
+      assert.equal(ns("PaystreamConsumerLag", "green"), "active");
+      assert.equal(ns("PaystreamThroughputLow", "blue"), "suppressed");
+      assert.equal(ns("PaystreamThroughputLow", "green"), "active");
+      const redisState = (severity: string, instance: string) =>
+        find({ alertname: "PaystreamRedisMemoryHigh", severity, instance });
+      assert.equal(redisState("critical", "redis-a:9121"), "active");
+      assert.equal(redisState("warning", "redis-a:9121"), "suppressed");
+      assert.equal(redisState("warning", "redis-b:9121"), "active");
     });
   });
 });

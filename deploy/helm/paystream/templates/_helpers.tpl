@@ -124,3 +124,65 @@ ingress: []
     {{- toYaml . | nindent 4 }}
   {{- end }}
 {{- end }}
+
+{{/*
+"true" when a prometheus-operator object is to be rendered: (dict "ctx" $ "enabled" v "kind" "ServiceMonitor").
+"auto" asks the cluster for the CRD, so an install without the operator does not fail on it.
+*/}}
+{{- define "paystream.operatorObject" -}}
+{{- if eq (toString .enabled) "auto" -}}
+{{- if .ctx.Capabilities.APIVersions.Has (printf "monitoring.coreos.com/v1/%s" .kind) }}true{{ end -}}
+{{- else if .enabled -}}
+true
+{{- end -}}
+{{- end }}
+
+{{/*
+Refuses processor replica bounds no consumer group can use: (dict "ctx" $ "min" n "minName" s "max" n "maxName" s).
+*/}}
+{{- define "paystream.processor.checkReplicas" -}}
+{{- $partitions := .ctx.Values.processor.autoscaling.partitions }}
+{{- if gt (int .max) (int $partitions) }}
+{{- fail (printf "%s (%v) must not exceed processor.autoscaling.partitions, the partitions of %s (%v): a consumer without a partition sits idle" .maxName .max .ctx.Values.kafka.topic $partitions) }}
+{{- end }}
+{{- if and .minName (gt (int .min) (int .max)) }}
+{{- fail (printf "%s (%v) must not exceed %s (%v)" .minName .min .maxName .max) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Scaling behaviour of the processor's HPA (KEDA's or the chart's): up by at most 100% every 30 s,
+down by at most 50% every 60 s after the stabilization window. Every change is a rebalance, and
+each moved partition is rebuilt from Kafka before it is processed again.
+*/}}
+{{- define "paystream.processor.behavior" -}}
+scaleUp:
+  stabilizationWindowSeconds: 0
+  policies:
+    - type: Percent
+      value: 100
+      periodSeconds: 30
+scaleDown:
+  stabilizationWindowSeconds: {{ . }}
+  policies:
+    - type: Percent
+      value: 50
+      periodSeconds: 60
+{{- end }}
+
+{{/*
+An Alertmanager receiver credential: (dict "what" "alertmanagerConfig.slack" "value" v "valueName" "webhookUrl"
+"secret" s "key" k "field" "api_url" "mount" dir). A value goes inline; a Secret is read by the
+Alertmanager from where it is mounted (<field>_file).
+*/}}
+{{- define "paystream.am.credential" -}}
+{{- if and .value .secret }}
+{{- fail (printf "%s: set %s or existingSecret, not both" .what .valueName) }}
+{{- else if .value }}
+{{ .field }}: {{ .value | quote }}
+{{- else if .secret }}
+{{ .field }}_file: {{ printf "%s/%s/%s" (trimSuffix "/" .mount) .secret .key | quote }}
+{{- else }}
+{{- fail (printf "%s.%s or %s.existingSecret is required with alertmanagerConfig.enabled: the chart never defaults a receiver's credentials" .what .valueName .what) }}
+{{- end }}
+{{- end }}
