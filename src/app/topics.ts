@@ -1,7 +1,16 @@
 /** `paystream topics`: the project's topics with their partition counts, created if missing. */
-import { ensureTopics } from "../adapters/kafka/client.ts";
+import { describeTopics, ensureTopics, type TopicDescription } from "../adapters/kafka/client.ts";
 
-/** Each topic's partition count as it now stands (existing topics are never repartitioned). */
-export function createTopics(brokers: string[], replicas: number): Promise<Map<string, number>> {
-  return ensureTopics({ brokers, clientId: "paystream-topics" }, undefined, replicas);
+/**
+ * Each topic as it now stands: partitions, replicas, min ISR (existing topics are never
+ * repartitioned or re-replicated). `replicas` above the cluster's broker count is refused
+ * with PS_CONFIG_INVALID before anything is created.
+ */
+export async function createTopics(
+  brokers: string[],
+  replicas: number,
+): Promise<Map<string, TopicDescription>> {
+  const conn = { brokers, clientId: "paystream-topics" };
+  const counts = await ensureTopics(conn, undefined, replicas);
+  return describeTopics(conn, [...counts.keys()]);
 }

@@ -4,11 +4,20 @@ import { topicsOptions } from "./options/topics.ts";
 
 export async function run(argv: string[]): Promise<number> {
   if (argv.includes("--help")) {
-    process.stdout.write(`${renderHelp("topics", "Creates payments.* topics if missing.", topicsOptions)}\n`);
+    process.stdout.write(
+      `${renderHelp("topics", "Creates payments.* topics if missing (min.insync.replicas 2 from 3 replicas on).", topicsOptions)}\n`,
+    );
     return 0;
   }
   const { values } = loadConfig(topicsOptions, { argv });
-  const counts = await createTopics(values["kafka.brokers"], values["kafka.replicas"]);
-  for (const [topic, partitions] of counts) process.stdout.write(`${topic}\t${partitions} partitions\n`);
+  const asked = values["kafka.replicas"];
+  const topics = await createTopics(values["kafka.brokers"], asked);
+  for (const [topic, t] of topics) {
+    // An existing topic keeps its replication: raising it is a partition reassignment.
+    const note = t.replicas < asked ? `\t(exists with fewer replicas than ${asked}: not changed)` : "";
+    process.stdout.write(
+      `${topic}\t${t.partitions} partitions\t${t.replicas} replica${t.replicas === 1 ? "" : "s"}\tmin.insync.replicas ${t.minInsyncReplicas}${note}\n`,
+    );
+  }
   return 0;
 }

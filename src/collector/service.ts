@@ -233,13 +233,16 @@ export class Collector {
       } catch (err) {
         this.totals.sendErrors++;
         this.metrics.sendErrors.inc();
+        const previous = this.#failing;
         this.#failing = (err as Error).message;
         // Retrying what the broker refuses for good would stall the collector forever: stop.
         if (isPaystreamError(err) && !err.retriable) {
           this.#stopOnFatal(err);
           return false;
         }
-        if (attempt === 0 || attempt % 20 === 0)
+        // Also whenever the reason changes: an outage that turns from a time-out into
+        // NOT_ENOUGH_REPLICAS says something new about the cluster.
+        if (attempt === 0 || attempt % 20 === 0 || reasonOf(this.#failing) !== reasonOf(previous))
           this.#log.warn({ err: this.#failing, attempt }, "produce failed, retrying");
         await new Promise((r) => setTimeout(r, Math.min(2000, 50 * 2 ** Math.min(attempt, 6))));
       }
@@ -474,4 +477,9 @@ export async function startCollector(
       return stopped;
     },
   };
+}
+
+/** A failure's reason without its trailing details in parentheses, to tell one outage from another. */
+function reasonOf(message: string | undefined): string | undefined {
+  return message?.split(" (")[0];
 }

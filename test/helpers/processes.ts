@@ -181,6 +181,15 @@ async function adminQuery(sql: string): Promise<void> {
   }
 }
 
+/** One outage or failover run: its own topics, database and consumer group, and its processes. */
+export interface PipelineRun {
+  topics: TestTopics;
+  db: Awaited<ReturnType<typeof freshDatabase>>;
+  group: string;
+  seed: number;
+  procs: Service[];
+}
+
 /** A fresh PostgreSQL database for one test; dropped by the returned function. */
 export async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
   const db = uniqueName("it_fail").replaceAll("-", "_");

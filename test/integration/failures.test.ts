@@ -8,14 +8,14 @@ import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
 import { decodeTransaction } from "../../src/core/schema.ts";
-import { createTestTopics, deleteTopics, readTopic, type TestTopics } from "../helpers/pipeline.ts";
+import { createTestTopics, deleteTopics, readTopic } from "../helpers/pipeline.ts";
 import {
   freshDatabase,
   getJson,
   kill9,
+  type PipelineRun,
   type ProcessorStatus,
   runVerify,
-  type Service,
   serviceCtl,
   startCollector,
   startProcessor,
@@ -27,13 +27,7 @@ import { uniqueName } from "../helpers/services.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Run {
-  topics: TestTopics;
-  db: { url: string; drop: () => Promise<void> };
-  group: string;
-  seed: number;
-  procs: Service[];
-}
+type Run = PipelineRun;
 
 async function newRun(prefix: string, partitions = 12): Promise<Run> {
   // A test before may have failed with a service stopped: every test starts with all up.

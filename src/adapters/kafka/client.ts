@@ -3,9 +3,17 @@
  * errors into ours (with the broker address and what was tried) and holds the tuned
  * defaults for latency-sensitive consumption.
  */
-import { Admin, Consumer, type ConsumerOptions, Producer, type ProducerOptions } from "@platformatic/kafka";
+import {
+  Admin,
+  ConfigResourceTypes,
+  Consumer,
+  type ConsumerOptions,
+  ProduceAcks,
+  Producer,
+  type ProducerOptions,
+} from "@platformatic/kafka";
 import { TopicLayout, type TopicName } from "../../contracts/topics.ts";
-import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
+import { ConfigError, ErrorCodes, PaystreamError } from "../../core/errors.ts";
 
 export interface KafkaConnection {
   brokers: string[];
@@ -49,14 +57,33 @@ export async function checkKafka(conn: KafkaConnection): Promise<{ brokers: numb
 }
 
 /**
- * Creates the project's topics with their partition counts if they do not exist. Existing
- * topics are left alone (their partition count is reported, not changed: repartitioning a
- * keyed topic reshuffles accounts across partitions and must be a deliberate operation).
+ * The min.insync.replicas a topic of `replicas` replicas gets: 2 from 3 replicas on, so an
+ * acknowledged write (acks=all) is on two brokers and one broker can be lost without refusing
+ * writes. Below 3 it is 1: with 2 replicas a min ISR of 2 refuses every write while either
+ * broker is down, and with 1 it refuses them always. Stated on every topic, so a broker-wide
+ * default (2 on a production cluster) never silently makes a 1-replica topic unwritable.
+ */
+export function minInsyncReplicasFor(replicas: number): number {
+  return replicas >= 3 ? 2 : 1;
+}
+
+/** The replication factor when none is asked for: 3, or every broker of a smaller cluster. */
+export function defaultReplicas(brokers: number): number {
+  return Math.max(1, Math.min(3, brokers));
+}
+
+/**
+ * Creates the project's topics with their partition counts if they do not exist, at
+ * `replicas` replicas (default: `defaultReplicas` of the cluster) with min.insync.replicas
+ * from `minInsyncReplicasFor`. More replicas than brokers is refused before anything is
+ * created (PS_CONFIG_INVALID on `kafka.replicas`). Existing topics are left alone (their
+ * partition count is reported, not changed: repartitioning a keyed topic reshuffles accounts
+ * across partitions and must be a deliberate operation; so is raising a replication factor).
  */
 export async function ensureTopics(
   conn: KafkaConnection,
   layout: readonly TopicName[] = Object.keys(TopicLayout) as TopicName[],
-  replicas = 1,
+  replicas?: number,
   /** The name each topic goes by in this deployment (--topic, --dlq-topic...), if not its default. */
   names: Partial<Record<TopicName, string>> = {},
 ): Promise<Map<string, number>> {
@@ -65,16 +92,29 @@ export async function ensureTopics(
   const admin = createAdmin(conn);
   try {
     let existing: string[];
+    let brokers: number;
     try {
       existing = await admin.listTopics();
+      brokers = (await admin.metadata({ topics: [] })).brokers.size;
     } catch (err) {
       throw unreachable(conn, err, "list topics");
     }
+    const rf = replicas ?? defaultReplicas(brokers);
+    // Refused even when every topic exists: asking for more copies than brokers is a mistake
+    // about the cluster, and Kafka's own refusal comes one topic at a time, after some exist.
+    if (rf > brokers)
+      throw new ConfigError(
+        "kafka.replicas",
+        `${rf} replicas need at least ${rf} brokers; the cluster at ${conn.brokers.join(",")} has ${brokers}. ` +
+          `Nothing was created: pass --replicas ${brokers} at most, or add brokers.`,
+        { details: { replicas: rf, brokers } },
+      );
     const missing = topics.filter((t) => !existing.includes(t));
     if (missing.length > 0) {
       await admin
         .createTopics({
-          topics: missing.map((t) => ({ topic: t, partitions: partitionsOf.get(t)!, replicas })),
+          topics: missing.map((t) => ({ topic: t, partitions: partitionsOf.get(t)!, replicas: rf })),
+          configs: [{ name: "min.insync.replicas", value: String(minInsyncReplicasFor(rf)) }],
         })
         .catch((err: Error) => {
           // Another replica starting at the same moment created it first: that is the goal.
@@ -85,6 +125,49 @@ export async function ensureTopics(
     const counts = new Map<string, number>();
     for (const t of topics) counts.set(t, meta.topics.get(t)?.partitionsCount ?? 0);
     return counts;
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}
+
+export interface TopicDescription {
+  partitions: number;
+  /** Replicas of partition 0 (the project creates every partition alike). */
+  replicas: number;
+  /** The topic's effective min.insync.replicas (its own, else the broker's default). */
+  minInsyncReplicas: number;
+}
+
+/** Partitions, replication factor and min ISR of each topic, as the cluster has them now. */
+export async function describeTopics(
+  conn: KafkaConnection,
+  topics: readonly string[],
+): Promise<Map<string, TopicDescription>> {
+  const admin = createAdmin(conn);
+  try {
+    const meta = await admin.metadata({ topics: [...topics], forceUpdate: true });
+    const configs = await admin.describeConfigs({
+      resources: topics.map((t) => ({
+        resourceType: ConfigResourceTypes.TOPIC,
+        resourceName: t,
+        configurationKeys: ["min.insync.replicas"],
+      })),
+    });
+    const out = new Map<string, TopicDescription>();
+    for (const t of topics) {
+      const m = meta.topics.get(t);
+      const minIsr = configs
+        .find((c) => c.resourceName === t)
+        ?.configs.find((c) => c.name === "min.insync.replicas")?.value;
+      out.set(t, {
+        partitions: m?.partitionsCount ?? 0,
+        replicas: m?.partitions[0]?.replicas.length ?? 0,
+        minInsyncReplicas: Number(minIsr ?? 1),
+      });
+    }
+    return out;
+  } catch (err) {
+    throw unreachable(conn, err, "describe topics");
   } finally {
     await admin.close().catch(() => {});
   }
@@ -149,10 +232,6 @@ export function createProducer(
   return new Producer<string, string | Buffer, string, string>({
     clientId: conn.clientId,
     bootstrapBrokers: conn.brokers,
-    // acks=all + idempotence: a retried request never duplicates a record in the log. (The
-    // client then keeps one request on the wire per broker; KafkaSink sends one at a time.)
-    acks: -1,
-    idempotent: true,
     retries: PRODUCE_RETRIES,
     retryDelay: produceRetryDelay,
     serializers: {
@@ -163,6 +242,13 @@ export function createProducer(
       headerValue: (v?: string) => (v === undefined ? undefined : Buffer.from(v)),
     },
     ...opts,
+    // acks=all + idempotence, after `opts` so no caller can weaken them: an acknowledged
+    // record is on min.insync.replicas brokers, and a retried request never duplicates one in
+    // the log. @platformatic/kafka 2.x holds to both: an idempotent Producer forces acks=ALL
+    // and one request in flight per broker, and refuses a send asking for other acks.
+    // KafkaSink sends one request at a time (see log.ts).
+    acks: ProduceAcks.ALL,
+    idempotent: true,
   });
 }
 

@@ -170,6 +170,18 @@ function hintFor(reason: string): string {
 }
 
 /**
+ * What a retriable broker refusal says about the cluster, for /readyz, /status and the logs:
+ * the client's own text names the error, not what to look at.
+ */
+function retriableHint(id: string): string | undefined {
+  if (id === "NOT_ENOUGH_REPLICAS" || id === "NOT_ENOUGH_REPLICAS_AFTER_APPEND")
+    return `${id}: fewer replicas in sync than the topic's min.insync.replicas, a broker is down or behind; retried until it is back`;
+  if (id === "NOT_LEADER_OR_FOLLOWER" || id === "LEADER_NOT_AVAILABLE" || id === "FENCED_LEADER_EPOCH")
+    return `${id}: partition leadership is moving between brokers; retried`;
+  return undefined;
+}
+
+/**
  * The error a failed Kafka request becomes: retriable → `retriableCode` (the caller waits it
  * out and tries again); final → PS_KAFKA_REJECTED with retriable:false and the reason, so the
  * caller stops instead of retrying forever.
@@ -186,7 +198,10 @@ export function toKafkaError(
   const text = describeClientError(err);
   const facts = { ...details, kafkaErrors: c.protocolErrors };
   if (c.retriable) {
-    return new PaystreamError(retriableCode, `${what} failed: ${text}`, {
+    // A refusal that explains the outage, even when the client's text shows an earlier
+    // attempt's error (a time-out) and the refusal came later in its retries.
+    const why = c.protocolErrors.map(retriableHint).find((h) => h !== undefined);
+    return new PaystreamError(retriableCode, `${what} failed: ${text}${why ? ` (${why})` : ""}`, {
       cause: err,
       retriable: true,
       details: facts,
