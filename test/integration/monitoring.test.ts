@@ -24,6 +24,7 @@ import { createLogger } from "../../src/lib/log.ts";
 import { createRegistry } from "../../src/lib/metrics.ts";
 import { parsePrometheusText, sampleSum } from "../../src/lib/prom-text.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
+import { waitFor } from "../helpers/fixtures.ts";
 import { freePort } from "../helpers/processes.ts";
 
 const ROOT = resolve(import.meta.dirname, "../..");
@@ -535,14 +536,38 @@ describe("Alertmanager config", () => {
       });
       assert.equal(res.status, 200);
     };
-    /** A lookup of each alert's state by labels; a label given as undefined must be absent. */
-    async function states(): Promise<(want: Record<string, string | undefined>) => string | undefined> {
+    type Want = Record<string, string | undefined>;
+    /** Each alert's state, found by labels; a label given as undefined must be absent. */
+    async function statesOf(wants: Want[]): Promise<(string | undefined)[]> {
       const got = (await (await fetch(`${url}/api/v2/alerts`)).json()) as {
         labels: Record<string, string>;
         status: { state: string };
       }[];
-      return (want) =>
-        got.find((a) => Object.entries(want).every(([k, v]) => a.labels[k] === v))?.status.state;
+      return wants.map(
+        (want) => got.find((a) => Object.entries(want).every(([k, v]) => a.labels[k] === v))?.status.state,
+      );
+    }
+    /**
+     * Alertmanager's inhibitor learns source alerts from its own subscription, a moment after
+     * the POST returns: a target read at once can still show "active". So wait (bounded) for
+     * the expected states, then assert them, which names every alert whose state differs.
+     */
+    async function expectStates(cases: [Want, string][]): Promise<void> {
+      const wants = cases.map(([w]) => w);
+      const expected = cases.map(([, s]) => s);
+      let seen: (string | undefined)[] = [];
+      await waitFor(
+        async () => {
+          seen = await statesOf(wants);
+          return seen.every((s, i) => s === expected[i]);
+        },
+        15_000,
+        "the inhibition states to settle",
+      ).catch(() => undefined);
+      assert.deepEqual(
+        cases.map(([w], i) => ({ ...w, state: seen[i] })),
+        cases.map(([w, s]) => ({ ...w, state: s })),
+      );
     }
 
     it("mutes lag and stall alerts while the processor is down, and a warning under its critical", async () => {
@@ -556,17 +581,22 @@ describe("Alertmanager config", () => {
         { alertname: "PaystreamSinkErrors", severity: "warning", service: "processor", sink: "postgres" },
         { alertname: "PaystreamSinkErrors", severity: "warning", service: "processor", sink: "alert_store" },
       ]);
-      const find = await states();
-      const state = (alertname: string, severity: string, sink?: string) =>
-        find({ alertname, severity, sink, namespace: undefined });
-      assert.equal(state("PaystreamProcessorDown", "critical"), "active");
-      assert.equal(state("PaystreamConsumerLag", "critical"), "suppressed");
-      assert.equal(state("PaystreamConsumerLag", "warning"), "suppressed");
-      assert.equal(state("PaystreamProcessingStalled", "critical"), "suppressed");
-      assert.equal(state("PaystreamDLQRatio", "warning"), "active");
-      assert.equal(state("PaystreamSinkErrors", "critical", "postgres"), "active");
-      assert.equal(state("PaystreamSinkErrors", "warning", "postgres"), "suppressed");
-      assert.equal(state("PaystreamSinkErrors", "warning", "alert_store"), "active");
+      const one = (alertname: string, severity: string, sink?: string): Want => ({
+        alertname,
+        severity,
+        sink,
+        namespace: undefined,
+      });
+      await expectStates([
+        [one("PaystreamProcessorDown", "critical"), "active"],
+        [one("PaystreamConsumerLag", "critical"), "suppressed"],
+        [one("PaystreamConsumerLag", "warning"), "suppressed"],
+        [one("PaystreamProcessingStalled", "critical"), "suppressed"],
+        [one("PaystreamDLQRatio", "warning"), "active"],
+        [one("PaystreamSinkErrors", "critical", "postgres"), "active"],
+        [one("PaystreamSinkErrors", "warning", "postgres"), "suppressed"],
+        [one("PaystreamSinkErrors", "warning", "alert_store"), "active"],
+      ]);
     });
 
     it("mutes only the alerts of the release whose processor is down, and a Redis warning under its own critical", async () => {
@@ -593,18 +623,22 @@ describe("Alertmanager config", () => {
         redis("warning", "redis-a:9121"),
         redis("warning", "redis-b:9121"),
       ]);
-      const find = await states();
-      const ns = (alertname: string, namespace: string) => find({ alertname, namespace });
-      assert.equal(ns("PaystreamProcessorDown", "blue"), "active");
-      assert.equal(ns("PaystreamConsumerLag", "blue"), "suppressed");
-      assert.equal(ns("PaystreamConsumerLag", "green"), "active");
-      assert.equal(ns("PaystreamThroughputLow", "blue"), "suppressed");
-      assert.equal(ns("PaystreamThroughputLow", "green"), "active");
-      const redisState = (severity: string, instance: string) =>
-        find({ alertname: "PaystreamRedisMemoryHigh", severity, instance });
-      assert.equal(redisState("critical", "redis-a:9121"), "active");
-      assert.equal(redisState("warning", "redis-a:9121"), "suppressed");
-      assert.equal(redisState("warning", "redis-b:9121"), "active");
+      const ns = (alertname: string, namespace: string): Want => ({ alertname, namespace });
+      const rd = (severity: string, instance: string): Want => ({
+        alertname: "PaystreamRedisMemoryHigh",
+        severity,
+        instance,
+      });
+      await expectStates([
+        [ns("PaystreamProcessorDown", "blue"), "active"],
+        [ns("PaystreamConsumerLag", "blue"), "suppressed"],
+        [ns("PaystreamConsumerLag", "green"), "active"],
+        [ns("PaystreamThroughputLow", "blue"), "suppressed"],
+        [ns("PaystreamThroughputLow", "green"), "active"],
+        [rd("critical", "redis-a:9121"), "active"],
+        [rd("warning", "redis-a:9121"), "suppressed"],
+        [rd("warning", "redis-b:9121"), "active"],
+      ]);
     });
   });
 });
