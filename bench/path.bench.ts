@@ -3,12 +3,13 @@
  * (decode, dedup, windows + the default rules, masking, alert JSON, row building) fed batches
  * of generator records as Kafka would hand them over, with ports that do the CPU part of each
  * output and no I/O: the warehouse encodes its rows (PostgreSQL COPY text, or DuckDB data
- * chunks), the alert store builds each alert's JSON, the dedup store answers "new" for every
- * claim. What it measures is the JavaScript thread's cost per record, which is what caps one
+ * chunks), the alert store builds each alert's JSON; dedup is the window's (the default).
+ * What it measures is the JavaScript thread's cost per record, which is what caps one
  * processor (docs/benchmarks.md); the sinks' own work (Redis, PostgreSQL, DuckDB's insert) is
  * not in it.
  *
- *   npx node bench/path.bench.ts [pg|duckdb|none] [records] [accounts]
+ *   npx node bench/path.bench.ts [pg|duckdb|none] [records] [accounts] [window|shared]
+ *   (shared: with the `--dedup-shared` tier, its store answering "new" for every claim)
  *   npx node --cpu-prof --cpu-prof-dir=/tmp/prof bench/path.bench.ts pg   # and a profile
  *
  * Prints CPU µs per record (process CPU: JavaScript thread plus GC and compiler helpers) and
@@ -107,7 +108,7 @@ function encodingWarehouse(sink: string): Warehouse {
 const quietLog = { info() {}, warn() {}, error() {}, debug() {}, child: () => quietLog } as unknown as Logger;
 
 export async function runPathBench(
-  opts: { sink?: string; records?: number; accounts?: number; print?: boolean } = {},
+  opts: { sink?: string; records?: number; accounts?: number; sharedDedup?: boolean; print?: boolean } = {},
 ): Promise<PathBenchResult> {
   const sink = opts.sink ?? "pg";
   const total = opts.records ?? 300_000;
@@ -139,7 +140,8 @@ export async function runPathBench(
         close: async () => {},
       },
       warehouse: encodingWarehouse(sink),
-      deduper: new Deduper(new NewIdStore()),
+      // As `--dedup-shared`: the Redis tier's local cache and claims, the store answering "new".
+      ...(opts.sharedDedup ? { deduper: new Deduper(new NewIdStore()) } : {}),
       masker: new Masker(Buffer.alloc(32, 7)),
       metrics: createProcessorMetrics(createRegistry("bench", false)),
       log: quietLog,
@@ -183,7 +185,7 @@ export async function runPathBench(
   };
   if (opts.print) {
     console.log(
-      `path (${sink}): ${result.cpuUsPerRecord} µs CPU/record, ${result.wallUsPerRecord} µs wall/record ` +
+      `path (${sink}, ${opts.sharedDedup ? "shared" : "window"} dedup): ${result.cpuUsPerRecord} µs CPU/record, ${result.wallUsPerRecord} µs wall/record ` +
         `(median of ${result.rounds} rounds; all: ${cpu.map((x) => x.toFixed(1)).join(" ")}); ` +
         `${total.toLocaleString("en-US")} records, ${accounts.toLocaleString("en-US")} accounts, ${result.alerts} alerts`,
     );
@@ -192,11 +194,12 @@ export async function runPathBench(
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const [sink, records, accounts] = process.argv.slice(2);
+  const [sink, records, accounts, dedup] = process.argv.slice(2);
   await runPathBench({
     sink: sink ?? "pg",
     records: records ? Number(records) : undefined,
     accounts: accounts ? Number(accounts) : undefined,
+    sharedDedup: dedup === "shared",
     print: true,
   });
 }

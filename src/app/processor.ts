@@ -43,7 +43,7 @@ export async function startProcessorOn(
         source,
         sink: graph.log.sink,
         alertStore: graph.stores.store,
-        dedupStore: graph.stores.dedup(cfg.dedupTtlMs),
+        ...(cfg.dedupShared ? { dedupStore: graph.stores.dedup(cfg.dedupTtlMs) } : {}),
         warehouse: graph.warehouse,
         close: () => graph.close(),
       },

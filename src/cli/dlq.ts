@@ -169,7 +169,9 @@ async function redriveCommand(argv: string[]): Promise<number> {
       maxFutureSkewMs: v["limits.maxFutureSkewMs"],
       maxAgeMs: v["limits.maxAgeMs"],
     }),
-    dedupTtlMs: v["dedup.ttlMs"],
+    // How long the processor drops a copy of an id it has seen: Redis's TTL with the shared
+    // tier; otherwise as long as the original can sit in its account's window.
+    dedupTtlMs: v["dedup.shared"] ? v["dedup.ttlMs"] : v["window.ms"] + v["window.latenessMs"],
   });
   process.stdout.write(`${v.json ? json(report) : renderRedrive(report, v.dryRun)}\n`);
   return allRedriven(report) ? 0 : 1;

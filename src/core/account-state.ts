@@ -18,7 +18,7 @@ import type { Transaction } from "../contracts/transaction.ts";
  * of amounts in ring order (from an arbitrary base), so the sum of any window is one
  * subtraction instead of a scan.
  */
-const STRIDE = 7;
+const STRIDE = 9;
 const F_TIME = 0;
 const F_AMOUNT = 1;
 const F_LAT = 2;
@@ -26,6 +26,12 @@ const F_LON = 3;
 const F_MERCHANT = 4;
 const F_COUNTRY = 5;
 const F_CUM = 6;
+/**
+ * Dedup (window-dedup.ts): a 52-bit hash of the event's transaction_id, and the Kafka offset
+ * of the record that carried it (-1 when not known: tools replaying without offsets).
+ */
+const F_ID = 7;
+const F_OFFSET = 8;
 
 /** The fields of a window event, for AccountState.at(). */
 export const EventField = {
@@ -39,6 +45,9 @@ export const EventField = {
   country: F_COUNTRY,
 } as const;
 export type EventField = (typeof EventField)[keyof typeof EventField];
+
+/** recordedOffset(): no event with that id in the ring. */
+export const NOT_RECORDED = -2;
 
 /** Events a new ring holds; rings of this size are pooled by the store. */
 export const INITIAL_RING_EVENTS = 4;
@@ -73,6 +82,27 @@ export function merchantHash(merchantId: string): number {
     h = Math.imul(h, 0x01000193);
   }
   return h >>> 0;
+}
+
+/**
+ * 52 bits of hash of a transaction_id, exact in a double, for dedup within an account's
+ * window (WindowStore.recordedOffset). Two 32-bit hashes (FNV-1a and a multiply-xorshift)
+ * over the UTF-16 code units. It is compared only against the events of one account at one
+ * event-time millisecond, so a false match needs two transactions of that account in the
+ * same millisecond whose ids collide in 52 bits: about 2^-52 per such pair.
+ */
+export function transactionIdHash(id: string): number {
+  let a = 0x811c9dc5;
+  let b = 0x9e3779b9;
+  for (let i = 0; i < id.length; i++) {
+    const c = id.charCodeAt(i);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x85ebca6b);
+    b ^= b >>> 13;
+  }
+  b = Math.imul(b ^ (b >>> 16), 0xc2b2ae35);
+  b ^= b >>> 16;
+  return (a >>> 12) * 0x1_0000_0000 + (b >>> 0);
 }
 
 /** ISO 3166-1 alpha-2 packed into 16 bits: exact, so distinct-country counts never collide. */
@@ -171,6 +201,31 @@ export class AccountState {
     const b = this.#buf;
     const first = this.#offset(from);
     return b[this.#offset(to) + F_CUM]! - (b[first + F_CUM]! - b[first + F_AMOUNT]!);
+  }
+
+  /**
+   * The offset recorded with the event at exactly eventTimeMs whose id hash is idHash, or
+   * NOT_RECORDED. A resend carries its original's event time, so only the (usually one)
+   * event of that millisecond is compared: a binary search, then a short scan.
+   */
+  recordedOffset(eventTimeMs: number, idHash: number): number {
+    const buf = this.#buf;
+    const h = this.#head;
+    const m = this.#mask;
+    const len = this.len;
+    let lo = 0;
+    let hi = len;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (buf[((h + mid) & m) * STRIDE + F_TIME]! < eventTimeMs) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < len; i++) {
+      const o = ((h + i) & m) * STRIDE;
+      if (buf[o + F_TIME]! !== eventTimeMs) break;
+      if (buf[o + F_ID] === idHash) return buf[o + F_OFFSET]!;
+    }
+    return NOT_RECORDED;
   }
 
   /** Events in (endMs - windowMs, endMs]: the window an event at endMs sees (no allocation). */
@@ -300,9 +355,9 @@ export class AccountState {
 
   /**
    * Inserts in event-time order after any equal times (the ring must not be full); returns
-   * the logical index.
+   * the logical index. idHash and offset identify the record for dedup (recordedOffset).
    */
-  insert(tx: Transaction): number {
+  insert(tx: Transaction, idHash: number, offset: number): number {
     const t = tx.eventTimeMs;
     const amount = tx.amountMinor;
     const country = countryCode(tx.country);
@@ -324,6 +379,8 @@ export class AccountState {
       buf[to + 4] = buf[from + 4]!;
       buf[to + 5] = buf[from + 5]!;
       buf[to + 6] = buf[from + 6]! + amount;
+      buf[to + 7] = buf[from + 7]!;
+      buf[to + 8] = buf[from + 8]!;
       i--;
     }
     const o = ((h + i) & m) * STRIDE;
@@ -342,6 +399,8 @@ export class AccountState {
     buf[o + F_MERCHANT] = merchantHash(tx.merchant_id);
     buf[o + F_COUNTRY] = country;
     buf[o + F_CUM] = base + amount;
+    buf[o + F_ID] = idHash;
+    buf[o + F_OFFSET] = offset;
     if (this.len === 0) {
       this.uniformCountry = country;
       this.minAmountMinor = amount;

@@ -37,13 +37,15 @@
  *        ~260 B, plus boxed doubles ~130 B), Map entry and key ~70 B, queue slot ~30 B;
  *   hot  (plus a ring of 4 events)                ~730 B: the ring is 28 doubles (~270 B);
  *        a ring grows by doubling, 56 B per extra event slot.
- * So 1M accounts that each transacted in the last minute cost ~0.75 GB, 1M idle ones ~0.5 GB.
+ *   Since dedup moved into the ring (each event also keeps its id hash and offset, 2 doubles)
+ *   a ring of 4 is 36 doubles: +64 B per hot account (~795 B), 72 B per extra event slot.
+ * So 1M accounts that each transacted in the last minute cost ~0.8 GB, 1M idle ones ~0.5 GB.
  * maxAccounts is per store: with one store per partition, divide the memory budget by the
  * number of partitions a replica may own.
  */
 
 import { DEFAULT_MAX_FUTURE_SKEW_MS, type Transaction } from "../contracts/transaction.ts";
-import { AccountState, INITIAL_RING_EVENTS } from "./account-state.ts";
+import { AccountState, INITIAL_RING_EVENTS, NOT_RECORDED, transactionIdHash } from "./account-state.ts";
 import { ConfigError } from "./errors.ts";
 import { ExpiryQueue } from "./expiry-queue.ts";
 
@@ -217,7 +219,12 @@ export class WindowStore {
    * not applied (curIndex -1, so it raises nothing; the state is returned, or a detached
    * one for an unknown account). Give the same nowMs as the decoder got.
    */
-  add(tx: Transaction, nowMs?: number): AccountState {
+  add(
+    tx: Transaction,
+    nowMs?: number,
+    offset = -1,
+    idHash = transactionIdHash(tx.transaction_id),
+  ): AccountState {
     if (this.hotQueue.headDeadline() <= this.watermark || this.coldQueue.headDeadline() <= this.watermark) {
       this.sweep(this.sweepBudget);
     }
@@ -269,7 +276,7 @@ export class WindowStore {
     if (t > horizon) {
       if (!s.hot) this.heat(s);
       this.prune(s, horizon);
-      s.curIndex = this.insert(s, tx);
+      s.curIndex = this.insert(s, tx, idHash, offset);
     } else {
       s.curIndex = -1;
       this.tooLateForWindow++;
@@ -277,6 +284,20 @@ export class WindowStore {
       if (isNew) this.coldQueue.push(s, s.lastTimeMs + this.historyTtlMs, ++s.coldToken);
     }
     return s;
+  }
+
+  /**
+   * Dedup within the window: the Kafka offset recorded (by add) with the event of this
+   * account, event time and transaction_id, or NOT_RECORDED (-2). A resend carries its
+   * original's event time, so while the original is in its account's window this finds it;
+   * once it is not (windowMs + allowedLatenessMs behind the newest event), the resend is too
+   * late to enter any window either, and only the warehouse key sees it (docs/processor.md,
+   * "Dedup"). -1 means the event was added without an offset.
+   */
+  recordedOffset(tx: Transaction, idHash = transactionIdHash(tx.transaction_id)): number {
+    const s = this.accounts.get(tx.account_id);
+    if (s === undefined || s.len === 0) return NOT_RECORDED;
+    return s.recordedOffset(tx.eventTimeMs, idHash);
   }
 
   /**
@@ -409,10 +430,10 @@ export class WindowStore {
   }
 
   /** Inserts in event-time order after any equal times; returns the logical index. */
-  private insert(s: AccountState, tx: Transaction): number {
+  private insert(s: AccountState, tx: Transaction, idHash: number, offset: number): number {
     if (s.ringFull) this.makeRoom(s);
     this.windowEvents++;
-    return s.insert(tx);
+    return s.insert(tx, idHash, offset);
   }
 
   /** Grows a full ring (doubling), or at the cap drops the oldest event. */

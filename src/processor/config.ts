@@ -98,10 +98,20 @@ export const processorOptions = defineOptions([
     defaultHelp: `window + allowed lateness + ${formatDuration(ProcessorDefaults.recoveryMarginMs)} (${formatDuration(defaultRecoverySpanMs())})`,
   },
   {
+    key: "dedup.shared",
+    flag: "dedup-shared",
+    env: "PAYSTREAM_DEDUP_SHARED",
+    description:
+      "also claim every transaction_id in Redis for --dedup-ttl (one round trip per batch): for sinks that cannot refuse a duplicate key themselves; by default dedup is the window's (partition-local) plus the warehouse key",
+    parse: p.bool(),
+    default: false,
+    boolean: true,
+  },
+  {
     key: "dedup.ttlMs",
     flag: "dedup-ttl",
     env: "PAYSTREAM_DEDUP_TTL",
-    description: "how long a transaction_id is remembered in Redis (the dedup horizon)",
+    description: "with --dedup-shared: how long a transaction_id is remembered in Redis",
     parse: p.duration(60_000, 30 * 24 * HOUR),
     default: ProcessorDefaults.dedupTtlMs,
   },
@@ -215,6 +225,8 @@ export interface ProcessorConfig {
   rulesFile: string;
   windowMs: number;
   allowedLatenessMs: number;
+  /** The shared (Redis) dedup tier on top of the window's; see docs/processor.md, "Dedup". */
+  dedupShared: boolean;
   dedupTtlMs: number;
   recoverySpanMs: number;
   piiKey: string | undefined;
@@ -255,6 +267,7 @@ export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorCo
     rulesFile: v["rules.file"],
     windowMs: v["window.ms"],
     allowedLatenessMs: v["window.latenessMs"],
+    dedupShared: v["dedup.shared"],
     dedupTtlMs: v["dedup.ttlMs"],
     recoverySpanMs: v["recovery.spanMs"] ?? defaultRecoverySpanMs(v["window.ms"], v["window.latenessMs"]),
     piiKey: v["pii.key"],

@@ -39,6 +39,7 @@ import {
   DEFAULT_MAX_FUTURE_SKEW_MS,
   type Transaction,
 } from "../contracts/transaction.ts";
+import { NOT_RECORDED, transactionIdHash } from "../core/account-state.ts";
 import type { Deduper } from "../core/dedup.ts";
 import type { DlqKey } from "../core/dlq-crypto.ts";
 import type { Masker } from "../core/masking.ts";
@@ -59,7 +60,12 @@ export interface ProcessorDeps {
   sink: RecordSink;
   alertStore: AlertStore;
   warehouse: Warehouse;
-  deduper: Deduper;
+  /**
+   * The optional shared dedup tier (Redis), for sinks that cannot refuse a duplicate key
+   * themselves: a long horizon across replicas at one round trip per batch. Without it, dedup
+   * is the window's (partition-local, rebuilt with the windows) plus the warehouse key.
+   */
+  deduper?: Deduper;
   masker: Masker;
   /**
    * Seals the original of each DLQ record for `paystream dlq redrive` (raw_enc header).
@@ -183,7 +189,8 @@ export class Processor {
     this.health = this.#deps.health;
     const warehouse = deps.warehouse;
     const wh = warehouse.name;
-    this.#deps.up("dedup", "alert_store", "kafka", "commit", wh, `${wh}_alerts`);
+    this.#deps.up("alert_store", "kafka", "commit", wh, `${wh}_alerts`);
+    if (deps.deduper) this.#deps.up("dedup");
     this.#letters = new DeadLetters(this.#o.dlqTopic, deps.masker, deps.dlqKey);
     const deadLetters: DeadLetterDeps = {
       letters: this.#letters,
@@ -355,6 +362,8 @@ export class Processor {
     const logRecords: OutRecord[] = [];
     const valid: Transaction[] = [];
     const validRecords: InRecord[] = [];
+    const deduper = this.#d.deduper;
+    /** Per valid record, the Kafka record that claims its id in the shared dedup tier. */
     const owners: string[] = [];
     /** Per valid record, its offset as text: shared by the dedup owner and the row. */
     const offsetTexts: string[] = [];
@@ -377,7 +386,7 @@ export class Processor {
         valid.push(res.tx);
         validRecords.push(r);
         offsetTexts.push(offset);
-        owners.push(`${r.partition}:${offset}`);
+        if (deduper) owners.push(`${r.partition}:${offset}`);
       } else {
         logRecords.push(this.#letters.record(r, res.reason, res.detail));
         m.dlq.inc({ reason: res.reason });
@@ -387,9 +396,10 @@ export class Processor {
     if (part >= 0) this.#lastTimestamp.set(part, records[records.length - 1]!.timestamp);
     m.records.inc({ outcome: "invalid" }, records.length - valid.length);
 
-    const fresh = valid.length
-      ? await this.#deps.retry("dedup", () => this.#d.deduper.filterBatch(valid, owners, now))
-      : [];
+    const fresh =
+      deduper && valid.length
+        ? await this.#deps.retry("dedup", () => deduper.filterBatch(valid, owners, now))
+        : undefined;
 
     const alerts: Alert[] = [];
     const alertRecords: InRecord[] = [];
@@ -398,27 +408,49 @@ export class Processor {
     const rules = this.#rules;
     const masker = this.#d.masker;
     const applied = new AppliedOffsets(this.#appliedNext);
+    /** Ids of this batch's rows that no window holds (too late for one): see below. */
+    let unwindowed: Set<string> | undefined;
     let store: WindowStore | undefined;
     let storePart = -1;
     let dups = 0;
     let late = 0;
     for (let i = 0; i < valid.length; i++) {
-      if (!fresh[i]) {
+      if (fresh !== undefined && !fresh[i]) {
         dups++;
         continue;
       }
       const tx = valid[i]!;
       const rec = validRecords[i]!;
+      if (rec.partition !== storePart) {
+        storePart = rec.partition;
+        store = this.#store(storePart);
+      }
+      // Dedup in the window (docs/processor.md, "Dedup"): a resend finds its original among
+      // its account's window events, recorded with another offset. The same offset found
+      // again is this very record redelivered: its row is written again (idempotent).
+      const offset = Number(rec.offset);
+      const idHash = transactionIdHash(tx.transaction_id);
+      const recorded = store!.recordedOffset(tx, idHash);
+      if (recorded !== NOT_RECORDED && recorded !== offset) {
+        dups++;
+        continue;
+      }
       let isLate = false;
       let raised: readonly Alert[] = [];
       if (applied.take(rec.partition, rec.offset)) {
-        if (rec.partition !== storePart) {
-          storePart = rec.partition;
-          store = this.#store(storePart);
-        }
-        const state = store!.add(tx, Math.min(rec.timestamp, now));
+        const state = store!.add(tx, Math.min(rec.timestamp, now), offset, idHash);
         isLate = state.curLate;
         raised = evaluate(rules, state, tx, now);
+        if (state.curIndex < 0) {
+          // Too late for any window, so not recorded there: a second copy in this batch
+          // would be a second row in one warehouse statement. Rare, hence the lazy set.
+          unwindowed ??= new Set();
+          if (unwindowed.has(tx.transaction_id)) {
+            dups++;
+            continue;
+          }
+          unwindowed.add(tx.transaction_id);
+        }
       }
       if (isLate) late++;
       rows.push(masker.maskRow(tx, rec.partition, offsetTexts[i]!, now, isLate));

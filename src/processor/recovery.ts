@@ -3,6 +3,7 @@
  * windows, and rebuilding a gained partition's windows (and rule cooldowns) from Kafka.
  */
 import type { RecordSource } from "../contracts/ports.ts";
+import { NOT_RECORDED, transactionIdHash } from "../core/account-state.ts";
 import { evaluate, type RuleSet } from "../core/rules.ts";
 import { type DecodeOptions, decodeTransaction } from "../core/schema.ts";
 import type { WindowStore } from "../core/window.ts";
@@ -72,11 +73,11 @@ export interface Rebuilt {
 /**
  * Rebuilds a gained partition's windows (and rule cooldowns) by replaying the span before
  * `until` through the same window and rule code, outputs discarded: those records' outputs
- * were made durable before the commit. Resends inside the span are skipped so they do not
- * inflate the windows. The source must support replay.
+ * were made durable before the commit. Resends are skipped exactly as live (the window's
+ * dedup, processor.ts), which also records every replayed id with its offset: the dedup
+ * state is rebuilt with the windows. The source must support replay.
  */
 export async function rebuildPartition(r: Rebuild): Promise<Rebuilt> {
-  const seen = new Set<string>();
   let next = r.until;
   const replayed = await r.retry(() =>
     r.source.replay!(
@@ -87,9 +88,11 @@ export async function rebuildPartition(r: Rebuild): Promise<Rebuilt> {
           if (rec.offset >= next) next = rec.offset + 1n;
           const at = Math.min(rec.timestamp, r.nowMs);
           const res = decodeTransaction(rec.value, r.decode, at);
-          if (!res.ok || seen.has(res.tx.transaction_id)) continue;
-          seen.add(res.tx.transaction_id);
-          evaluate(r.rules, r.store.add(res.tx, at), res.tx, r.nowMs);
+          if (!res.ok) continue;
+          const tx = res.tx;
+          const idHash = transactionIdHash(tx.transaction_id);
+          if (r.store.recordedOffset(tx, idHash) !== NOT_RECORDED) continue;
+          evaluate(r.rules, r.store.add(tx, at, Number(rec.offset), idHash), tx, r.nowMs);
         }
       },
       r.until,

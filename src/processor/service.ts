@@ -25,7 +25,8 @@ export interface ProcessorPorts {
   source: RecordSource;
   sink: RecordSink;
   alertStore: AlertStore;
-  dedupStore: DedupStore;
+  /** The shared dedup tier; used only with cfg.dedupShared. */
+  dedupStore?: DedupStore;
   warehouse: Warehouse;
   /** Called once the processor has stopped (the source is closed by then). */
   close: () => Promise<void>;
@@ -96,6 +97,11 @@ export async function startProcessor(
   const key = resolvePiiKey(cfg, log);
   const dlqKey = resolveDlqKey(cfg, log);
   const rules = loadRulesFile(cfg.rulesFile, cfg.windowMs);
+  if (ports.warehouse.name === "bigquery" && !cfg.dedupShared) {
+    // BigQuery's insertId dedup is best effort: beyond the window, only Redis claims keep a
+    // late resend out of the tables (docs/processor.md, "Dedup").
+    log.warn("BigQuery cannot refuse a duplicate key: run with --dedup-shared to dedup beyond the window");
+  }
   const registry = opts.registry ?? createRegistry("processor");
   const metrics = createProcessorMetrics(registry);
   let resolveDone!: (code: number) => void;
@@ -109,7 +115,7 @@ export async function startProcessor(
       sink: ports.sink,
       alertStore: ports.alertStore,
       warehouse: ports.warehouse,
-      deduper: new Deduper(ports.dedupStore),
+      ...(cfg.dedupShared && ports.dedupStore ? { deduper: new Deduper(ports.dedupStore) } : {}),
       masker: new Masker(key, { coordinateDecimals: cfg.coordinateDecimals }),
       ...(dlqKey ? { dlqKey } : {}),
       metrics,

@@ -118,6 +118,8 @@ export async function startTestProcessor(
     dlqKey?: DlqKey;
     /** Processor options beyond rules and topics (validation limits...). */
     options?: Partial<ProcessorOptions>;
+    /** The shared Redis dedup tier (`--dedup-shared`); off by default, as in production. */
+    sharedDedup?: boolean;
   } = {},
 ): Promise<TestProcessor> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), "ps-it-"));
@@ -136,7 +138,7 @@ export async function startTestProcessor(
       alertStore: new RedisAlertStore(redis),
       warehouse,
       // A short horizon: test claims must not pile up in the shared Redis (maxmemory 2 GB).
-      deduper: new Deduper(new RedisDedupStore(redis, 900_000)),
+      ...(opts.sharedDedup ? { deduper: new Deduper(new RedisDedupStore(redis, 900_000)) } : {}),
       masker: testMasker(),
       ...(opts.dlqKey ? { dlqKey: opts.dlqKey } : {}),
       metrics: createProcessorMetrics(testRegistry("it")),

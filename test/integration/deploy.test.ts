@@ -301,6 +301,14 @@ describe("Helm chart", () => {
     assert.notEqual(inline.code, 0, "a key given as a value is rejected by the values schema");
   });
 
+  it("turns the shared Redis dedup tier on only when asked (processor.dedupShared, for BigQuery)", () => {
+    const processorEnv = (set: string[] = []) =>
+      envOf(find(render(set), "Deployment", "processor").spec.template.spec.containers[0]);
+    assert.equal(processorEnv().has("PAYSTREAM_DEDUP_SHARED"), false);
+    assert.equal(processorEnv(["processor.dedupShared=true"]).get("PAYSTREAM_DEDUP_SHARED")?.value, "true");
+    assert.notEqual(template(["processor.dedupShared=yes"]).code, 0, "the values schema wants a boolean");
+  });
+
   it("also takes Redis and warehouse URLs from Secrets, and requires the brokers", () => {
     const ms = render(["redis.existingSecret=redis-url", "processor.warehouse.existingSecret=wh-url"]);
     const env = envOf(find(ms, "Deployment", "processor").spec.template.spec.containers[0]);

@@ -48,8 +48,8 @@ async function cleanup(run: Run | undefined): Promise<void> {
   await deleteTopics(run.topics);
 }
 
-/** Group lag measured from the broker: end offsets minus the group's committed offsets. */
-async function groupLag(topic: string, group: string): Promise<bigint> {
+/** Group lag per partition, measured from the broker: end offsets minus committed offsets. */
+async function partitionLags(topic: string, group: string): Promise<bigint[]> {
   const { Consumer } = await import("@platformatic/kafka");
   const { services } = await import("../helpers/services.ts");
   // OffsetFetch and ListOffsets only: this client never joins the group.
@@ -58,25 +58,46 @@ async function groupLag(topic: string, group: string): Promise<bigint> {
     const ends = (await c.listOffsets({ topics: [topic] })).get(topic) ?? [];
     const partitions = ends.map((_, i) => i);
     const committed = (await c.listCommittedOffsets({ topics: [{ topic, partitions }] })).get(topic) ?? [];
-    let lag = 0n;
-    ends.forEach((end, i) => {
+    return ends.map((end, i) => {
       const c0 = committed[i] ?? -1n;
-      lag += end - (c0 < 0n ? 0n : c0);
+      return end - (c0 < 0n ? 0n : c0);
     });
-    return lag;
   } finally {
     await c.close();
   }
 }
 
+const groupLag = async (topic: string, group: string): Promise<bigint> =>
+  (await partitionLags(topic, group)).reduce((a, b) => a + b, 0n);
+
 /**
  * Waits until the group has committed everything in the topic. A deadline, not a timing
  * check: after 5 kill -9s with 10-minute recovery replays, draining 500K records on two cores
  * shared with the broker, Redis and PostgreSQL took over 120 s once in CI (right after the
- * 3-broker failover test); a processor that is stuck still fails here.
+ * 3-broker failover test); a processor that is stuck still fails here, and the failure shows
+ * the lag per partition and what each live processor reported, so a stall can be told from
+ * slowness.
  */
 async function waitCaughtUp(run: Run, timeoutMs = 300_000): Promise<void> {
-  await waitUntil(async () => (await groupLag(run.topics.input, run.group)) === 0n, timeoutMs, "group lag 0");
+  try {
+    await waitUntil(
+      async () => (await groupLag(run.topics.input, run.group)) === 0n,
+      timeoutMs,
+      "group lag 0",
+    );
+  } catch (err) {
+    const lags = await partitionLags(run.topics.input, run.group).catch((e: Error) => e.message);
+    const live = run.procs.filter((p) => p.name === "processor" && p.child.exitCode === null);
+    const reports = await Promise.all(
+      live.map(async (p) => {
+        const status = await getJson<unknown>(p.port, "/status").catch((e: Error) => e.message);
+        return `processor :${p.port} /status ${JSON.stringify(status)}\nlast output:\n${p.output().slice(-3000)}`;
+      }),
+    );
+    throw new Error(
+      `${(err as Error).message}; lag per partition ${Array.isArray(lags) ? lags.join(",") : lags}\n${reports.join("\n")}`,
+    );
+  }
 }
 
 /** What the input topic holds vs what the warehouse holds: unique ids exactly once each. */
@@ -179,14 +200,16 @@ describe("failures on real servers lose and double nothing", () => {
   it("two replicas, a third joins mid-run, then one leaves", async () => {
     await cleanup(run);
     run = await newRun("it-rebalance");
-    const a = startProcessor(run.topics, run.group, run.db.url);
-    const b = startProcessor(run.topics, run.group, run.db.url);
+    // With the shared Redis dedup tier (--dedup-shared) on: the same guarantees hold with it.
+    const shared = ["--dedup-shared"];
+    const a = startProcessor(run.topics, run.group, run.db.url, shared);
+    const b = startProcessor(run.topics, run.group, run.db.url, shared);
     run.procs.push(a, b);
     await Promise.all([waitReady(a), waitReady(b)]);
     const collector = startCollector(run.topics, 5000, 150_000, run.seed);
     run.procs.push(collector);
     await sleep(8000);
-    const c = startProcessor(run.topics, run.group, run.db.url);
+    const c = startProcessor(run.topics, run.group, run.db.url, shared);
     run.procs.push(c);
     await waitReady(c);
     await sleep(8000);

@@ -176,6 +176,9 @@ export const dlqRedriveOptions = defineOptions([
     "limits.maxFutureSkewMs",
     "limits.maxAgeMs",
     "limits.maxAmount",
+    "dedup.shared",
     "dedup.ttlMs",
+    "window.ms",
+    "window.latenessMs",
   ]),
 ]);

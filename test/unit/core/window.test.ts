@@ -6,6 +6,8 @@ import {
   countryFromCode,
   EventField,
   merchantHash,
+  NOT_RECORDED,
+  transactionIdHash,
 } from "../../../src/core/account-state.ts";
 import { isPaystreamError } from "../../../src/core/errors.ts";
 import { WindowStore } from "../../../src/core/window.ts";
@@ -341,5 +343,41 @@ describe("encodings and options", () => {
       () => new WindowStore({ historyAlpha: 2 }),
       (e) => isPaystreamError(e) && /historyAlpha/.test(e.message),
     );
+  });
+});
+
+describe("dedup in the window: recordedOffset", () => {
+  it("finds an event by account, event time and transaction_id, with the offset it was added at", () => {
+    const w = new WindowStore({ windowMs: 60_000, allowedLatenessMs: 10_000 });
+    const a = tx("acct-r", T0);
+    const b = tx("acct-r", T0); // same millisecond, another id
+    w.add(a, undefined, 7);
+    w.add(b, undefined, 8);
+    assert.equal(w.recordedOffset(a), 7);
+    assert.equal(w.recordedOffset(b), 8);
+    assert.equal(w.recordedOffset({ ...a, eventTimeMs: T0 + 1 }), NOT_RECORDED, "another event time");
+    assert.equal(w.recordedOffset({ ...a, account_id: "acct-other" }), NOT_RECORDED, "another account");
+    assert.equal(w.recordedOffset({ ...a, transaction_id: "tx-none" }), NOT_RECORDED, "another id");
+  });
+
+  it("keeps the ids through out-of-order inserts and ring growth, and forgets them as events leave the window", () => {
+    const w = new WindowStore({ windowMs: 60_000, allowedLatenessMs: 10_000 });
+    const txs = [5, 1, 9, 3, 7, 2, 8, 6, 4].map((s) => tx("acct-g", T0 + s * 1000));
+    for (const [i, t] of txs.entries()) w.add(t, undefined, 100 + i);
+    for (const [i, t] of txs.entries()) assert.equal(w.recordedOffset(t), 100 + i);
+    // 80 s later: the watermark passes every earlier event's window.
+    w.add(tx("acct-g", T0 + 90_000), undefined, 200);
+    for (const t of txs) assert.equal(w.recordedOffset(t), NOT_RECORDED);
+  });
+
+  it("transactionIdHash is exact in a double and tells near ids apart", () => {
+    const seen = new Set<number>();
+    for (let i = 0; i < 100_000; i++) {
+      const h = transactionIdHash(`tx-${i}`);
+      assert.ok(Number.isSafeInteger(h) && h >= 0 && h < 2 ** 52);
+      seen.add(h);
+    }
+    assert.equal(seen.size, 100_000);
+    assert.equal(transactionIdHash("abc"), transactionIdHash("abc"));
   });
 });

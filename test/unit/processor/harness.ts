@@ -25,7 +25,7 @@ import type {
   Warehouse,
 } from "../../../src/contracts/ports.ts";
 import type { TransactionRow } from "../../../src/contracts/rows.ts";
-import { Deduper, InMemorySharedDedupStore, type SharedDedupStore } from "../../../src/core/dedup.ts";
+import { Deduper, type SharedDedupStore } from "../../../src/core/dedup.ts";
 import type { DlqKey } from "../../../src/core/dlq-crypto.ts";
 import { ErrorCodes, PaystreamError } from "../../../src/core/errors.ts";
 import type { RuleSet } from "../../../src/core/rules.ts";
@@ -347,7 +347,10 @@ export interface RigOptions {
   log?: EmbeddedLog;
   warehouse?: MemoryWarehouse;
   alertStore?: EmbeddedAlertStore;
-  /** The shared (Redis-like) dedup tier; a new one unless given (replicas of one test share it). */
+  /**
+   * The shared (Redis-like) dedup tier (`--dedup-shared`); none unless given, as in
+   * production by default: dedup is then the window's and the warehouse key's.
+   */
   dedupStore?: SharedDedupStore;
   rules?: RuleSet;
   options?: Partial<ProcessorOptions>;
@@ -383,7 +386,7 @@ export function buildProcessor<S extends RecordSource>(
       sink,
       alertStore,
       warehouse,
-      deduper: new Deduper(opts.dedupStore ?? new InMemorySharedDedupStore({ now: () => NOW })),
+      ...(opts.dedupStore ? { deduper: new Deduper(opts.dedupStore) } : {}),
       masker: testMasker(),
       ...(opts.dlqKey ? { dlqKey: opts.dlqKey } : {}),
       metrics,

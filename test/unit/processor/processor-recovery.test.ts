@@ -7,13 +7,11 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { EmbeddedAlertStore } from "../../../src/adapters/embedded/alerts.ts";
-import { InMemorySharedDedupStore } from "../../../src/core/dedup.ts";
 import {
   ALERTS,
   append,
   buildProcessor,
   MemoryWarehouse,
-  NOW,
   newLog,
   ReplayingSource,
   type Sent,
@@ -32,8 +30,7 @@ describe("Processor: recovery of a gained partition", () => {
     const group = new Map<number, bigint>();
     const warehouse = new MemoryWarehouse();
     const alertStore = new EmbeddedAlertStore();
-    const dedupStore = new InMemorySharedDedupStore({ now: () => NOW });
-    const shared = { log, warehouse, alertStore, dedupStore };
+    const shared = { log, warehouse, alertStore };
 
     // Replica A processes and commits the first 8 transactions: below the threshold of 10.
     const a = buildProcessor((l) => new ReplayingSource(l, group), shared);
