@@ -5,20 +5,34 @@
  * full replay, which must insert nothing. Rows are generated before the clock starts.
  * No assertions: it prints a table.
  *
- *   npx node bench/warehouse.bench.ts [rows] [batch]
+ * CPU is this process's (process.cpuUsage: the JavaScript thread, V8's helpers, and DuckDB's
+ * native work, which runs on threads of this process; PostgreSQL's server CPU is not in it) and
+ * the JavaScript thread's alone (process.threadCpuUsage), per row; "box" is the whole
+ * machine's (/proc/stat: this process, PostgreSQL's server, and any other load), per row.
  *
- * Needs the local PostgreSQL (scripts/services.sh up); PAYSTREAM_TEST_POSTGRES overrides it.
- * `npm run bench` calls runWarehouseBench() in a process of its own.
+ *   npx node bench/warehouse.bench.ts [rows] [batch] [--staged] [--duckdb-only]
+ *
+ * --staged adds DuckDB and PostgreSQL with every batch written through the staged INSERT …
+ * ON CONFLICT (the path before direct writes: `directAppend` / `directCopy: false`), on a file
+ * or schema of its own, each run before its default path: a before/after from one run.
+ * --duckdb-only skips PostgreSQL.
+ *
+ * Needs the local PostgreSQL (scripts/services.sh up) unless --duckdb-only;
+ * PAYSTREAM_TEST_POSTGRES overrides it. `npm run bench` calls runWarehouseBench() in a process
+ * of its own.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import os, { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
+import { DuckDbWarehouse } from "../src/adapters/warehouse/duckdb.ts";
 import { openWarehouse } from "../src/adapters/warehouse/index.ts";
+import { PostgresWarehouse } from "../src/adapters/warehouse/postgres-sink.ts";
 import type { InspectableWarehouse } from "../src/adapters/warehouse/schema.ts";
 import type { TransactionRow } from "../src/contracts/rows.ts";
 import { formatMinor } from "../src/core/schema.ts";
+import { machineCpu } from "./lib/proc.ts";
 
 const ACCOUNTS = 50_000;
 const POSTGRES = process.env.PAYSTREAM_TEST_POSTGRES ?? "postgres://paystream@127.0.0.1:5432/paystream";
@@ -76,6 +90,12 @@ export interface WarehouseResult {
   rows: number;
   seconds: number;
   rowsPerS: number;
+  /** Process CPU (all threads) per row, µs. */
+  cpuUsPerRow: number;
+  /** The JavaScript thread's CPU per row, µs. */
+  mainUsPerRow: number;
+  /** The whole machine's CPU per row: PostgreSQL's server included (and any other load). */
+  boxUsPerRow: number;
   /** Batch latency, ms. */
   p50: number;
   max: number;
@@ -85,8 +105,12 @@ async function run(
   wh: InspectableWarehouse,
   batches: TransactionRow[][],
   phase: string,
+  backend: string = wh.name,
 ): Promise<WarehouseResult> {
   const lat: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const main0 = process.threadCpuUsage();
+  const box0 = machineCpu();
   const t0 = performance.now();
   for (const b of batches) {
     const t = performance.now();
@@ -94,21 +118,33 @@ async function run(
     lat.push(performance.now() - t);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const main = process.threadCpuUsage(main0);
+  const box1 = machineCpu();
   lat.sort((a, b) => a - b);
   const rows = batches.reduce((n, b) => n + b.length, 0);
   return {
-    backend: wh.name,
+    backend,
     phase,
     rows,
     seconds,
     rowsPerS: Math.round(rows / seconds),
+    cpuUsPerRow: (cpu.user + cpu.system) / rows,
+    mainUsPerRow: (main.user + main.system) / rows,
+    // /proc/stat counts in USER_HZ (100 per second on Linux).
+    boxUsPerRow: ((box1.busy - box0.busy) * 10_000) / rows,
     p50: lat[Math.floor(lat.length / 2)] ?? 0,
     max: lat.at(-1) ?? 0,
   };
 }
 
+interface Target {
+  backend: string;
+  open(): Promise<InspectableWarehouse>;
+}
+
 export async function runWarehouseBench(
-  opts: { rows?: number; batch?: number; print?: boolean } = {},
+  opts: { rows?: number; batch?: number; print?: boolean; staged?: boolean; duckdbOnly?: boolean } = {},
 ): Promise<WarehouseResult[]> {
   const ROWS = opts.rows ?? 200_000;
   const BATCH = opts.batch ?? 5_000;
@@ -122,40 +158,77 @@ export async function runWarehouseBench(
   const dir = mkdtempSync(join(tmpdir(), "paystream-bench-"));
   const schema = `bench_${RUN.replaceAll("-", "_")}`;
   const results: WarehouseResult[] = [];
+  const targets: Target[] = [
+    ...(opts.staged
+      ? [
+          {
+            backend: "duckdb (staged)",
+            open: () => DuckDbWarehouse.open(join(dir, "staged.duckdb"), { directAppend: false }),
+          },
+        ]
+      : []),
+    { backend: "duckdb", open: () => openWarehouse(`duckdb:${join(dir, "bench.duckdb")}`) },
+    ...(opts.duckdbOnly
+      ? []
+      : [
+          ...(opts.staged
+            ? [
+                {
+                  backend: "postgres (staged)",
+                  open: () =>
+                    PostgresWarehouse.open(POSTGRES, { schema: `${schema}_staged`, directCopy: false }),
+                },
+              ]
+            : []),
+          { backend: "postgres", open: () => openWarehouse(POSTGRES, { schema }) },
+        ]),
+  ];
   try {
-    for (const [url, openOpts] of [
-      [`duckdb:${join(dir, "bench.duckdb")}`, {}],
-      [POSTGRES, { schema }],
-    ] as const) {
-      const wh = await openWarehouse(url, openOpts);
+    for (const target of targets) {
+      const wh = await target.open();
       try {
-        results.push(await run(wh, batches, "fresh"));
-        results.push(await run(wh, batches, "replay (all duplicates)"));
+        results.push(await run(wh, batches, "fresh", target.backend));
+        results.push(await run(wh, batches, "replay (all duplicates)", target.backend));
         const count = await wh.countTransactions();
         if (count !== ROWS)
-          process.stdout.write(`WARNING: ${wh.name} holds ${count} rows, expected ${ROWS}\n`);
+          process.stdout.write(`WARNING: ${target.backend} holds ${count} rows, expected ${ROWS}\n`);
       } finally {
         await wh.close();
       }
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
-    const pool = new pg.Pool({ connectionString: POSTGRES, max: 1 });
-    await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
-    await pool.end();
+    if (!opts.duckdbOnly) {
+      await dropSchema(schema);
+      if (opts.staged) await dropSchema(`${schema}_staged`);
+    }
   }
 
   if (opts.print !== false) {
     process.stdout.write(
-      `\nwarehouse sinks: ${ROWS.toLocaleString("en")} rows in batches of ${BATCH.toLocaleString("en")}, one batch at a time (node ${process.version})\n\n`,
+      `\nwarehouse sinks: ${ROWS.toLocaleString("en")} rows in batches of ${BATCH.toLocaleString("en")}, one batch at a time (node ${process.version}; ${os.availableParallelism()} cores, ${os.cpus()[0]?.model ?? "?"}; load ${os.loadavg()[0]!.toFixed(2)} at the end)\n\n`,
     );
-    const header = ["backend", "phase", "rows", "seconds", "rows/s", "batch p50 ms", "batch max ms"];
+    const header = [
+      "backend",
+      "phase",
+      "rows",
+      "seconds",
+      "rows/s",
+      "CPU µs/row",
+      "JS thread µs/row",
+      "box µs/row",
+      "batch p50 ms",
+      "batch max ms",
+    ];
     const table = results.map((r) => [
       r.backend,
       r.phase,
       r.rows.toLocaleString("en"),
       r.seconds.toFixed(2),
       r.rowsPerS.toLocaleString("en"),
+      r.cpuUsPerRow.toFixed(1),
+      r.mainUsPerRow.toFixed(1),
+      r.boxUsPerRow.toFixed(1),
       r.p50.toFixed(1),
       r.max.toFixed(1),
     ]);
@@ -168,9 +241,19 @@ export async function runWarehouseBench(
   return results;
 }
 
+async function dropSchema(schema: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: POSTGRES, max: 1 });
+  await pool.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+  await pool.end();
+}
+
 if (import.meta.main) {
+  const args = process.argv.slice(2);
+  const [rows, batch] = args.filter((a) => !a.startsWith("--"));
   await runWarehouseBench({
-    rows: Number(process.argv[2] ?? 200_000),
-    batch: Number(process.argv[3] ?? 5_000),
+    rows: Number(rows ?? 200_000),
+    batch: Number(batch ?? 5_000),
+    staged: args.includes("--staged"),
+    duckdbOnly: args.includes("--duckdb-only"),
   });
 }

@@ -89,8 +89,25 @@ describe("processor on real Kafka + Redis with labelled collector traffic", () =
     const malformed = sent.filter((r) => r.kind === "malformed").length;
     const dups = sent.filter((r) => r.kind === "duplicate").length;
     assert.equal(t.invalid, malformed, "invalid = malformed sent");
-    assert.equal(t.duplicates, dups, "duplicates dropped = duplicates sent");
-    assert.equal(t.ok, sent.length - malformed - dups);
+    // Dedup lives in the windows (docs/processor.md, "Dedup"): a resend is dropped for sure
+    // while its event time is less than window + lateness (70 s) behind the newest event seen
+    // (69 s here: a partition's newest trails the stream's by a fraction of a second). The
+    // collector also resends records over a minute old; those are too late for any window,
+    // may be written again, and the warehouse key keeps one row (the next test).
+    let newest = Number.NEGATIVE_INFINITY;
+    let mustDrop = 0;
+    for (const r of sent) {
+      if (r.kind === "malformed") continue;
+      const t = Date.parse((JSON.parse(r.value) as { event_time: string }).event_time);
+      if (r.kind === "duplicate" && newest - t < 69_000) mustDrop++;
+      if (t > newest) newest = t;
+    }
+    assert.ok(mustDrop >= dups * 0.9, `most resends are recent (${mustDrop} of ${dups})`);
+    assert.ok(
+      t.duplicates >= mustDrop && t.duplicates <= dups,
+      `duplicates dropped ${t.duplicates}: every recent resend (${mustDrop}), at most all ${dups}`,
+    );
+    assert.equal(t.ok + t.duplicates, sent.length - malformed);
   });
 
   it("every injected velocity, card-testing and geo scenario raises its alert exactly once, on its trigger", () => {
