@@ -5,12 +5,11 @@
  * failover test asks of it: who leads what, who coordinates a group, when every replica is
  * back in sync, and a timeline of what the pipeline's services said meanwhile.
  */
-import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { createAdmin, type KafkaConnection } from "../../src/adapters/kafka/client.ts";
 import { CLUSTER_CONTROLLER_PORT, CLUSTER_NODES, CLUSTER_PORT, clusterBrokers } from "./cluster-env.ts";
 import { waitFor } from "./fixtures.ts";
-import { getJson } from "./processes.ts";
+import { getJson, serviceCtl } from "./processes.ts";
 
 const STATE = process.env.PAYSTREAM_TEST_CLUSTER_DIR ?? "/var/tmp/paystream-test-cluster";
 
@@ -18,20 +17,14 @@ export const clusterConn: KafkaConnection = { brokers: clusterBrokers, clientId:
 
 /** scripts/services.sh on the test's cluster; returns its output. */
 export function clusterCtl(action: "start-one" | "stop-one" | "kill-one", name: string): string {
-  return execFileSync(
-    "bash",
-    ["scripts/services.sh", action, name, "--kafka-brokers", String(CLUSTER_NODES)],
-    {
-      encoding: "utf8",
-      timeout: 180_000,
-      env: {
-        ...process.env,
-        PAYSTREAM_SERVICES_DIR: STATE,
-        PAYSTREAM_KAFKA_PORT: String(CLUSTER_PORT),
-        PAYSTREAM_KAFKA_CONTROLLER_PORT: String(CLUSTER_CONTROLLER_PORT),
-      },
+  return serviceCtl(action, name, {
+    args: ["--kafka-brokers", String(CLUSTER_NODES)],
+    env: {
+      PAYSTREAM_SERVICES_DIR: STATE,
+      PAYSTREAM_KAFKA_PORT: String(CLUSTER_PORT),
+      PAYSTREAM_KAFKA_CONTROLLER_PORT: String(CLUSTER_CONTROLLER_PORT),
     },
-  );
+  });
 }
 
 /** Stops every node and removes the cluster's data (the next run formats a new one). */

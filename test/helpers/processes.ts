@@ -243,6 +243,14 @@ export function runVerify(
 }
 
 /** Stops / starts one local service through the project's own script (same env: same set). */
-export function serviceCtl(action: "stop-one" | "start-one", name: "kafka" | "redis" | "postgres"): string {
-  return execFileSync("bash", ["scripts/services.sh", action, name], { encoding: "utf8", timeout: 180_000 });
+export function serviceCtl(
+  action: "stop-one" | "start-one" | "kill-one",
+  name: string,
+  opts: { args?: string[]; env?: Record<string, string> } = {},
+): string {
+  return execFileSync("bash", ["scripts/services.sh", action, name, ...(opts.args ?? [])], {
+    encoding: "utf8",
+    timeout: 180_000,
+    ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}),
+  });
 }
