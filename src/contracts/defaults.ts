@@ -23,7 +23,7 @@ export const ProcessorDefaults = {
    * records appended while the previous owner was stopping.
    */
   recoveryMarginMs: 5 * SECOND,
-  /** The dedup horizon in the shared store (Redis); docs/processor.md, "Dedup horizon". */
+  /** The dedup horizon in the shared store (Redis, --dedup-shared); docs/processor.md, "Dedup". */
   dedupTtlMs: 24 * HOUR,
   /** The local tier only saves round trips: kept well below the shared horizon. */
   dedupLocalTtlMs: 2 * MINUTE,
@@ -33,6 +33,13 @@ export const ProcessorDefaults = {
   maxInFlight: 16,
   /** Rows computed but not yet durable before fetching waits (memory bound). */
   maxPendingRows: 50_000,
+  /**
+   * How long a warehouse writer waits for warehouseFillRows before writing fewer (coalesce.ts):
+   * at low load, one write per 50 ms instead of one per fetched batch of a few records.
+   */
+  warehouseLingerMs: 50,
+  /** Rows (or alerts) that make a warehouse write start at once. */
+  warehouseFillRows: 1000,
   /** Backoff cap between retries of a failing write. */
   maxBackoffMs: 2 * SECOND,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,

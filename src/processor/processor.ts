@@ -90,6 +90,8 @@ export interface ProcessorOptions {
   maxInFlight?: number;
   /** Rows computed but not yet durable in the warehouse before fetching waits (memory bound). */
   maxPendingRows?: number;
+  /** How long a free warehouse writer waits for 1000 rows before writing fewer (0: at once). */
+  warehouseLingerMs?: number;
   /** Backoff cap between retries of a failing write. */
   maxBackoffMs?: number;
   dlqTopic?: string;
@@ -174,6 +176,7 @@ export class Processor {
       maxMessageBytes: ProcessorDefaults.maxMessageBytes,
       maxInFlight: ProcessorDefaults.maxInFlight,
       maxPendingRows: ProcessorDefaults.maxPendingRows,
+      warehouseLingerMs: ProcessorDefaults.warehouseLingerMs,
       maxBackoffMs: ProcessorDefaults.maxBackoffMs,
       dlqTopic: Topics.dlq,
       alertsTopic: Topics.alerts,
@@ -201,6 +204,11 @@ export class Processor {
         this.totals.warehouseRejected += n;
       },
     };
+    const writers = {
+      concurrency: WAREHOUSE_WRITERS,
+      lingerMs: this.#o.warehouseLingerMs,
+      fillItems: ProcessorDefaults.warehouseFillRows,
+    };
     this.#rowWriter = new Coalescer(
       (rows, records) =>
         writeOrDeadLetter(
@@ -212,7 +220,7 @@ export class Processor {
           (part) => this.#deps.timed(wh, () => warehouse.writeTransactions(part)),
         ),
       this.#o.maxPendingRows,
-      WAREHOUSE_WRITERS,
+      writers,
     );
     this.#alertWriter = new Coalescer(
       (alerts, records) =>
@@ -225,7 +233,7 @@ export class Processor {
           (part) => this.#deps.timed(`${wh}_alerts`, () => warehouse.writeAlerts(part)),
         ),
       this.#o.maxPendingRows,
-      WAREHOUSE_WRITERS,
+      writers,
     );
   }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Coalescer } from "../../../src/processor/coalesce.ts";
+import { waitFor } from "../../helpers/fixtures.ts";
 
 /** A write that records what it got and finishes when the test says so. */
 function gatedWriter() {
@@ -100,5 +101,72 @@ describe("Coalescer with several writers", () => {
     w.calls[2]!.done();
     await Promise.all(all);
     assert.equal(c.pending, 0);
+  });
+});
+
+describe("Coalescer linger: writes sized by what is waiting", () => {
+  it("a free slot waits for fillItems, then writes everything waiting as one write", async () => {
+    const w = gatedWriter();
+    let now = 0;
+    const c = new Coalescer(w.write, 100, { lingerMs: 10_000, fillItems: 5, now: () => now });
+    const all = [c.push([1, 2], ["a", "a"]), c.push([3, 4], ["b", "b"])];
+    await tick();
+    assert.equal(w.calls.length, 0, "4 items, below fillItems, within the linger: no write yet");
+    now = 10;
+    all.push(c.push([5], ["c"]));
+    await tick();
+    assert.equal(w.calls.length, 1, "the 5th item fills the write: it starts at once");
+    assert.deepEqual(w.calls[0]!.items, [1, 2, 3, 4, 5]);
+    w.calls[0]!.done();
+    await Promise.all(all);
+    assert.equal(c.pending, 0);
+  });
+
+  it("after lingerMs what waits is written even if fewer than fillItems", async () => {
+    const w = gatedWriter();
+    let now = 0;
+    const c = new Coalescer(w.write, 100, { lingerMs: 50, fillItems: 1000, now: () => now });
+    const first = c.push([1], ["a"]);
+    await tick();
+    assert.equal(w.calls.length, 0);
+    now = 50;
+    const second = c.push([2], ["b"]);
+    await tick();
+    assert.deepEqual(
+      w.calls.map((x) => x.items),
+      [[1, 2]],
+      "the oldest waited lingerMs: both go",
+    );
+    w.calls[0]!.done();
+    await Promise.all([first, second]);
+  });
+
+  it("the linger timer writes a lone small batch without another push", async () => {
+    const w = gatedWriter();
+    const c = new Coalescer(w.write, 100, { lingerMs: 5, fillItems: 1000 });
+    const only = c.push([7], ["z"]);
+    await waitFor(() => w.calls.length === 1, 5_000, "the lingering write");
+    assert.deepEqual(w.calls[0]!.items, [7]);
+    w.calls[0]!.done();
+    await only;
+  });
+
+  it("lingers again for what arrives while a write runs, unless it fills a write", async () => {
+    const w = gatedWriter();
+    const now = 0;
+    const c = new Coalescer(w.write, 100, { lingerMs: 50, fillItems: 3, now: () => now });
+    const all = [c.push([1, 2, 3], ["a", "a", "a"])];
+    await tick();
+    assert.equal(w.calls.length, 1);
+    all.push(c.push([4], ["b"]));
+    w.calls[0]!.done();
+    await tick();
+    await tick();
+    assert.equal(w.calls.length, 1, "one item after the write: it lingers");
+    all.push(c.push([5, 6], ["c", "c"]));
+    await tick();
+    assert.deepEqual(w.calls[1]!.items, [4, 5, 6]);
+    w.calls[1]!.done();
+    await Promise.all(all);
   });
 });
