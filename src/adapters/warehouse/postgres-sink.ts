@@ -294,7 +294,10 @@ export class PostgresWarehouse implements InspectableWarehouse {
       throw new ConfigError("warehouse", "not a valid PostgreSQL URL", { cause: err });
     }
     const pool = await connectPostgres(target, opts.poolSize ?? 4);
-    const wh = new PostgresWarehouse(pool, opts.directCopy === undefined ? {} : { directCopy: opts.directCopy });
+    const wh = new PostgresWarehouse(
+      pool,
+      opts.directCopy === undefined ? {} : { directCopy: opts.directCopy },
+    );
     if (opts.migrate !== false) {
       try {
         wh.migrations = await migratePostgres(pool, opts.schema ? { schema: opts.schema } : {});
