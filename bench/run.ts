@@ -24,7 +24,14 @@ import { checkKafka } from "../src/adapters/kafka/client.ts";
 import { collectorRateAccuracy, collectorThroughput } from "./collector.bench.ts";
 import { e2eLatency } from "./e2e.bench.ts";
 import { describeMachine, type Machine } from "./lib/machine.ts";
-import { busyShare, deferCleanup, installCleanupHandlers, machineCpu, ROOT } from "./lib/proc.ts";
+import {
+  busyShare,
+  deferCleanup,
+  exitWithMain,
+  installCleanupHandlers,
+  machineCpu,
+  ROOT,
+} from "./lib/proc.ts";
 import { findKafka, flushRedisDb, prepareRedisDb } from "./lib/services.ts";
 import { fmt, sleep, spread } from "./lib/stats.ts";
 import type { Bench, BenchContext, Metric, ServiceAddresses } from "./lib/types.ts";
@@ -374,10 +381,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-let code = 1;
-try {
-  code = await main();
-} catch (err) {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-}
-process.stdout.write("", () => process.exit(code));
+exitWithMain("bench", main);

@@ -120,7 +120,7 @@ export function installCleanupHandlers(): void {
 
 let ticks: number | undefined;
 /** USER_HZ: /proc reports CPU time in these ticks (100 on every Linux in practice). */
-function clockTicks(): number {
+export function clockTicks(): number {
   if (ticks === undefined) {
     try {
       ticks = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
@@ -317,4 +317,18 @@ export async function postJson<T>(
   });
   if (!res.ok) throw new Error(`POST ${url}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
+}
+
+/**
+ * Runs a benchmark's main and exits with its code once stdout is flushed (a crash is printed
+ * and exits 1): what every runnable benchmark ends with.
+ */
+export function exitWithMain(name: string, main: () => Promise<number>): void {
+  main().then(
+    (code) => process.stdout.write("", () => process.exit(code)),
+    (err: unknown) => {
+      process.stderr.write(`${name}: ${(err as Error).stack ?? String(err)}\n`);
+      process.stdout.write("", () => process.exit(1));
+    },
+  );
 }
