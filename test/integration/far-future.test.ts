@@ -246,7 +246,14 @@ describe("a far-future record on an incident's partition (real Kafka, Redis, Pos
 
   it("counts no record late because of them: the same records, by id", () => {
     assert.equal(b.totals.late, a.totals.late);
-    assert.deepEqual(b.lateTransactionIds, a.lateTransactionIds);
+    // A resend too old for any window is written again and the warehouse keeps the first copy
+    // to commit; with several writers in flight that may be the resend's (flagged late), in
+    // either run. So rows of ids sent twice are compared by the processor's count above only.
+    const counts = new Map<string, number>();
+    for (const r of sent)
+      if (r.transactionId) counts.set(r.transactionId, (counts.get(r.transactionId) ?? 0) + 1);
+    const once = (ids: string[]) => ids.filter((id) => counts.get(id) === 1);
+    assert.deepEqual(once(b.lateTransactionIds), once(a.lateTransactionIds));
     // The collector's late faults put some records behind the watermark in both runs.
     assert.ok(a.totals.late > 0, `${a.totals.late} records late in the clean run`);
   });
