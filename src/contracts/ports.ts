@@ -6,6 +6,7 @@
  * so a service's code path is the same whichever is plugged in.
  */
 import type { Alert } from "./alert.ts";
+import type { CaseStatus, CaseStatusChange, FraudCase } from "./case.ts";
 import type { TransactionRow } from "./rows.ts";
 
 /** One record as read from the source log. */
@@ -115,6 +116,33 @@ export interface DedupClaim {
  */
 export interface DedupStore {
   claim(claims: readonly DedupClaim[]): Promise<boolean[]>;
+}
+
+/** Hits an analyst resolved, per rule: precision is fraud / (fraud + legitimate). */
+export interface RuleResolutions {
+  fraud: number;
+  legitimate: number;
+}
+
+/**
+ * Cases (contracts/case.ts) for the live view and the analyst's workflow: Redis, or the
+ * embedded store in `paystream up`. The processor files alerts; the dashboard lists cases and
+ * sets their status. Case state outlives processor restarts (it lives in the store).
+ */
+export interface CaseStore {
+  /**
+   * Files each alert into its account's current case or a new one (idempotent per alertId:
+   * an alert already filed changes nothing). Resolves with every case touched, as stored.
+   */
+  fileAlerts(alerts: readonly Alert[]): Promise<FraudCase[]>;
+  /** Open cases first by severity then age; `status` filters. */
+  list(opts?: { status?: CaseStatus; limit?: number }): Promise<FraudCase[]>;
+  get(caseId: string): Promise<FraudCase | undefined>;
+  /** Records a status change (with who and when); undefined when the case does not exist. */
+  setStatus(caseId: string, change: CaseStatusChange): Promise<FraudCase | undefined>;
+  /** Resolved hits per rule id, counting each case's current resolution once per rule it hit. */
+  resolutions(): Promise<Map<string, RuleResolutions>>;
+  close(): Promise<void>;
 }
 
 /**

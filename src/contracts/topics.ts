@@ -4,6 +4,8 @@ export const Topics = {
   labels: "payments.labels",
   dlq: "payments.dlq",
   alerts: "payments.alerts",
+  /** Rule set versions (compacted, one partition: one total order of versions). */
+  rules: "payments.rules",
 } as const;
 
 export type TopicName = (typeof Topics)[keyof typeof Topics];
@@ -19,4 +21,5 @@ export const TopicLayout: Record<TopicName, { partitions: number }> = {
   [Topics.labels]: { partitions: 6 },
   [Topics.dlq]: { partitions: 6 },
   [Topics.alerts]: { partitions: 6 },
+  [Topics.rules]: { partitions: 1 },
 };
