@@ -1,8 +1,9 @@
 /// <reference lib="dom" />
 /**
  * The dashboard: one snapshot per second over Server-Sent Events (`api/events`), rendered as
- * cards. The only write is the collector rate form, which posts to `api/collector/rate` and
- * shows the collector's own reason when it refuses a value.
+ * cards, and two working pages behind hash routes: `#/rules` (RulesPage.tsx) and `#/cases`
+ * (CasesPage.tsx). The live page's only write is the collector rate form, which posts to
+ * `api/collector/rate` and shows the collector's own reason when it refuses a value.
  *
  * Credentials: when the server asks (401), the UI asks for the dashboard's token, keeps it in
  * this tab's sessionStorage (gone when the tab closes; never in localStorage or a cookie) and
@@ -10,8 +11,11 @@
  * EventSource, which cannot send that header. With --basic-auth the browser asks for the login
  * itself and sends it on every request; in `paystream up` on loopback nothing is asked.
  */
-import { type FormEvent, type ReactNode, useEffect, useState } from "react";
+import { type FormEvent, type ReactNode, useCallback, useEffect, useState } from "react";
 import type { DashboardSnapshot, FeedAlert, HealthItem, HistoryPoint } from "../model.ts";
+import { authHeaders, useRoute } from "./api.ts";
+import { CasesPage } from "./CasesPage.tsx";
+import { RulesPage } from "./RulesPage.tsx";
 
 const nf = new Intl.NumberFormat("en-US");
 const fmt = (n: number | null | undefined): string => (n === null || n === undefined ? "–" : nf.format(n));
@@ -42,10 +46,6 @@ function useToken(): [string | null, (t: string | null) => void] {
     setTokenState(t);
   };
   return [token, setToken];
-}
-
-function authHeaders(token: string | null): Record<string, string> {
-  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 /** The `data:` of an `event: snapshot` frame, or undefined for other frames (retry, comments). */
@@ -384,11 +384,22 @@ function SignIn(props: {
   );
 }
 
+const PAGES = [
+  { route: "", label: "Live" },
+  { route: "rules", label: "Rules" },
+  { route: "cases", label: "Cases" },
+] as const;
+
 export function App() {
   const [token, setToken] = useToken();
   const { snap, live, needsAuth } = useSnapshot(token);
+  const route = useRoute();
+  const page = route[0] === "rules" || route[0] === "cases" ? route[0] : "";
+  // A page's API call answered 401: ask for the token where the user is.
+  const [askToken, setAskToken] = useState(false);
+  const onUnauthorized = useCallback(() => setAskToken(true), []);
   if (needsAuth) return <SignIn needs={needsAuth} token={token} setToken={setToken} />;
-  if (!snap) {
+  if (!snap && page === "") {
     return (
       <main className="loading">
         <h1>paystream</h1>
@@ -396,21 +407,21 @@ export function App() {
       </main>
     );
   }
-  const p = snap.processed;
-  const h = snap.history;
-  const span = h.length > 1 ? Math.round((h.at(-1)!.t - h[0]!.t) / 1000) : 0;
-  const peak = Math.max(0, ...h.map((x) => Math.max(x.in_per_s, x.out_per_s)));
-  const rules = Object.entries(snap.alerts.by_rule)
-    .sort((a, b) => b[1] - a[1])
-    .map(([label, value]) => ({ label, value }));
   return (
     <main>
       <header>
         <h1>paystream</h1>
+        <nav className="nav" data-testid="nav">
+          {PAGES.map((p) => (
+            <a key={p.route} href={`#/${p.route}`} className={page === p.route ? "active" : ""}>
+              {p.label}
+            </a>
+          ))}
+        </nav>
         <span className={`live ${live ? "on" : "off"}`} data-testid="live">
           {live ? "live" : "reconnecting…"}
         </span>
-        <span className="muted">updated {new Date(snap.at).toLocaleTimeString("en-GB")}</span>
+        {snap ? <span className="muted">updated {new Date(snap.at).toLocaleTimeString("en-GB")}</span> : null}
         {token ? (
           <button
             type="button"
@@ -423,72 +434,113 @@ export function App() {
           </button>
         ) : null}
       </header>
-      <div className="grid">
-        <Card title="Throughput" className="wide">
-          <div className="stats">
-            <Stat label="in (collector)" value={fmt(snap.throughput.in_per_s)} unit="tx/s" testId="in-rate" />
-            <Stat
-              label="out (processed)"
-              value={fmt(snap.throughput.out_per_s)}
-              unit="tx/s"
-              testId="out-rate"
-            />
-            <Stat label="processed total" value={fmt(p.total)} testId="processed-total" />
-          </div>
-          <Sparkline points={snap.history} />
-          <p className="legend">
-            <span className="key key-in" /> in <span className="key key-out" /> out — last {span} s, peak{" "}
-            {fmt(peak)} tx/s
-          </p>
-        </Card>
-        {/* Production runs no traffic simulator: no rate form to offer then. */}
-        {snap.collector.url === null ? null : <RateControl snap={snap} token={token} setToken={setToken} />}
-        <Card title="Consumer lag">
-          <div className="stats">
-            <Stat label="records behind" value={fmt(snap.lag_records)} testId="lag" />
-          </div>
-          {snap.processors.length > 1 ? (
-            <ul className="plain">
-              {snap.processors.map((x) => (
-                <li key={x.url}>
-                  {x.url}: {x.reachable ? `${fmt(x.lag_records)} behind` : "unreachable"}
-                </li>
-              ))}
-            </ul>
-          ) : null}
-        </Card>
-        <Card title={`p99 latency (last ${snap.latency.window_s} s)`}>
-          <div className="stats">
-            <Stat label="append → alert stored" value={ms(snap.latency.p99_alert_ms)} testId="p99-alert" />
-            <Stat label="append → row durable" value={ms(snap.latency.p99_row_ms)} testId="p99-row" />
-          </div>
-        </Card>
-        <Card title="Processed by outcome">
-          <Bars
-            testId="outcomes"
-            rows={[
-              { label: "ok", value: p.ok, className: "ok" },
-              { label: "duplicate", value: p.duplicate, className: "dup" },
-              { label: "late", value: p.late, className: "late" },
-              { label: "invalid → DLQ", value: p.invalid, className: "bad" },
-            ]}
+      {askToken ? (
+        <section className="card full">
+          <p className="error">401: this needs the dashboard token</p>
+          <TokenForm
+            refused={token !== null}
+            onToken={(t) => {
+              setToken(t);
+              setAskToken(false);
+            }}
           />
-        </Card>
-        <Card title="Alerts by rule">
-          <div className="stats">
-            <Stat label="alerts" value={fmt(snap.alerts.total)} testId="alerts-total" />
-            <Stat label="accounts alerting (5 min)" value={fmt(snap.alerts.active_accounts_5m)} />
-          </div>
-          <Bars rows={rules} testId="alerts-by-rule" />
-        </Card>
-        <Card title="Health">
-          <Health items={snap.health} />
-        </Card>
-        <Card title="Latest alerts" className="full">
-          <AlertFeed alerts={snap.alerts.latest} />
-          <p className="muted small">from {snap.alerts.source}; cards show BIN and last digits only</p>
-        </Card>
-      </div>
+        </section>
+      ) : null}
+      {page === "rules" ? (
+        <RulesPage token={token} onUnauthorized={onUnauthorized} />
+      ) : page === "cases" ? (
+        <CasesPage
+          token={token}
+          onUnauthorized={onUnauthorized}
+          caseId={route[1]}
+          alertsSeen={snap?.alerts.total ?? 0}
+        />
+      ) : snap ? (
+        <LivePage snap={snap} token={token} setToken={setToken} />
+      ) : null}
     </main>
+  );
+}
+
+function LivePage(props: {
+  snap: DashboardSnapshot;
+  token: string | null;
+  setToken: (t: string | null) => void;
+}) {
+  const { snap, token, setToken } = props;
+  const p = snap.processed;
+  const h = snap.history;
+  const span = h.length > 1 ? Math.round((h.at(-1)!.t - h[0]!.t) / 1000) : 0;
+  const peak = Math.max(0, ...h.map((x) => Math.max(x.in_per_s, x.out_per_s)));
+  const rules = Object.entries(snap.alerts.by_rule)
+    .sort((a, b) => b[1] - a[1])
+    .map(([label, value]) => ({ label, value }));
+  return (
+    <div className="grid">
+      <Card title="Throughput" className="wide">
+        <div className="stats">
+          <Stat label="in (collector)" value={fmt(snap.throughput.in_per_s)} unit="tx/s" testId="in-rate" />
+          <Stat
+            label="out (processed)"
+            value={fmt(snap.throughput.out_per_s)}
+            unit="tx/s"
+            testId="out-rate"
+          />
+          <Stat label="processed total" value={fmt(p.total)} testId="processed-total" />
+        </div>
+        <Sparkline points={snap.history} />
+        <p className="legend">
+          <span className="key key-in" /> in <span className="key key-out" /> out — last {span} s, peak{" "}
+          {fmt(peak)} tx/s
+        </p>
+      </Card>
+      {/* Production runs no traffic simulator: no rate form to offer then. */}
+      {snap.collector.url === null ? null : <RateControl snap={snap} token={token} setToken={setToken} />}
+      <Card title="Consumer lag">
+        <div className="stats">
+          <Stat label="records behind" value={fmt(snap.lag_records)} testId="lag" />
+        </div>
+        {snap.processors.length > 1 ? (
+          <ul className="plain">
+            {snap.processors.map((x) => (
+              <li key={x.url}>
+                {x.url}: {x.reachable ? `${fmt(x.lag_records)} behind` : "unreachable"}
+              </li>
+            ))}
+          </ul>
+        ) : null}
+      </Card>
+      <Card title={`p99 latency (last ${snap.latency.window_s} s)`}>
+        <div className="stats">
+          <Stat label="append → alert stored" value={ms(snap.latency.p99_alert_ms)} testId="p99-alert" />
+          <Stat label="append → row durable" value={ms(snap.latency.p99_row_ms)} testId="p99-row" />
+        </div>
+      </Card>
+      <Card title="Processed by outcome">
+        <Bars
+          testId="outcomes"
+          rows={[
+            { label: "ok", value: p.ok, className: "ok" },
+            { label: "duplicate", value: p.duplicate, className: "dup" },
+            { label: "late", value: p.late, className: "late" },
+            { label: "invalid → DLQ", value: p.invalid, className: "bad" },
+          ]}
+        />
+      </Card>
+      <Card title="Alerts by rule">
+        <div className="stats">
+          <Stat label="alerts" value={fmt(snap.alerts.total)} testId="alerts-total" />
+          <Stat label="accounts alerting (5 min)" value={fmt(snap.alerts.active_accounts_5m)} />
+        </div>
+        <Bars rows={rules} testId="alerts-by-rule" />
+      </Card>
+      <Card title="Health">
+        <Health items={snap.health} />
+      </Card>
+      <Card title="Latest alerts" className="full">
+        <AlertFeed alerts={snap.alerts.latest} />
+        <p className="muted small">from {snap.alerts.source}; cards show BIN and last digits only</p>
+      </Card>
+    </div>
   );
 }
