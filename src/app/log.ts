@@ -34,6 +34,10 @@ export interface RecordLog {
   readonly kind: "kafka" | "embedded";
   /** For banners and logs: the brokers, or "embedded log". */
   readonly label: string;
+  /** Kafka's bootstrap brokers; undefined for the embedded log. */
+  readonly brokers?: readonly string[];
+  /** The in-process log itself (embedded only): what the rules log of `up` lives on. */
+  readonly embedded?: EmbeddedLog;
   /** The one producer of this process (the collector and processor of `up` share it). */
   readonly sink: RecordSink;
   /** A consumer-group member on `spec.topic`. Its owner closes it. */
@@ -68,6 +72,7 @@ async function openKafkaLog(conn: KafkaConnection, spec: RecordLogSpec): Promise
   return {
     kind: "kafka",
     label: `kafka ${conn.brokers.join(",")}`,
+    brokers: conn.brokers,
     sink,
     source: (s) =>
       new KafkaSource(conn, {
@@ -90,6 +95,7 @@ function openEmbeddedLog(spec: RecordLogSpec): RecordLog {
   return {
     kind: "embedded",
     label: "embedded log",
+    embedded: log,
     sink,
     source: (s) => new EmbeddedSource(log, s.topic, s.maxBatch),
     close: () => sink.close(),

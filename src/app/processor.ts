@@ -9,6 +9,7 @@ import type { ProcessorConfig } from "../processor/config.ts";
 import { type RunningProcessor, startProcessor } from "../processor/service.ts";
 import { type AdapterGraph, openGraph } from "./graph.ts";
 import type { TopicNames } from "./log.ts";
+import { openRulesLogOn } from "./rules-log.ts";
 
 /** The topics the processor reads and writes, under their configured names. */
 export function processorTopics(cfg: ProcessorConfig): TopicNames {
@@ -35,7 +36,9 @@ export async function startProcessorOn(
     groupProtocol: cfg.kafka.groupProtocol,
     maxBatch: cfg.maxBatch,
   });
+  let rulesLog: Awaited<ReturnType<typeof openRulesLogOn>> | undefined;
   try {
+    rulesLog = await openRulesLogOn(graph.log, cfg.kafka.rulesTopic, `paystream-processor-${process.pid}`);
     return await startProcessor(
       cfg,
       log,
@@ -44,7 +47,9 @@ export async function startProcessorOn(
         sink: graph.log.sink,
         alertStore: graph.stores.store,
         ...(cfg.dedupShared ? { dedupStore: graph.stores.dedup(cfg.dedupTtlMs) } : {}),
+        caseStore: graph.stores.cases(cfg.caseGapMs),
         warehouse: graph.warehouse,
+        rulesLog,
         close: () => graph.close(),
       },
       opts,
@@ -52,6 +57,7 @@ export async function startProcessorOn(
   } catch (err) {
     // Refused before it ran (no PII key, bad rules file): leave no connection behind.
     await source.close().catch(() => {});
+    await rulesLog?.close().catch(() => {});
     await graph.close().catch(() => {});
     throw err;
   }

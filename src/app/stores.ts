@@ -3,10 +3,12 @@
  * or on the embedded in-process store. One Redis connection serves all three.
  */
 import { EmbeddedAlertReader, EmbeddedAlertStore } from "../adapters/embedded/alerts.ts";
+import { EmbeddedCaseState, EmbeddedCaseStore } from "../adapters/embedded/cases.ts";
 import { RedisAlertReader, RedisAlertStore } from "../adapters/redis/alerts.ts";
+import { RedisCaseStore } from "../adapters/redis/cases.ts";
 import { connectRedis, type Redis } from "../adapters/redis/client.ts";
 import { RedisDedupStore } from "../adapters/redis/dedup.ts";
-import type { AlertReader, AlertStore, DedupStore } from "../contracts/ports.ts";
+import type { AlertReader, AlertStore, CaseStore, DedupStore } from "../contracts/ports.ts";
 import { InMemorySharedDedupStore } from "../core/dedup.ts";
 import type { Logger } from "../lib/log.ts";
 import { redactUrl } from "../lib/url.ts";
@@ -19,6 +21,11 @@ export interface AlertStores {
   readonly reader: AlertReader;
   /** The shared dedup tier, remembering claims for `ttlMs`. */
   dedup(ttlMs: number): DedupStore;
+  /**
+   * The case store, filing with `gapMs` (default the window). Every call sees the same cases:
+   * the processor's (which files) and the dashboard's (which only reads and sets status).
+   */
+  cases(gapMs?: number): CaseStore;
   close(): Promise<void>;
 }
 
@@ -26,12 +33,14 @@ export interface AlertStores {
 export async function openAlertStores(redisUrl: string | undefined, log: Logger): Promise<AlertStores> {
   if (redisUrl === undefined) {
     const store = new EmbeddedAlertStore();
+    const cases = new EmbeddedCaseState();
     return {
       kind: "embedded",
       label: "embedded store",
       store,
       reader: new EmbeddedAlertReader(store),
       dedup: (ttlMs) => new InMemorySharedDedupStore({ ttlMs }),
+      cases: (gapMs) => new EmbeddedCaseStore({ state: cases, ...(gapMs === undefined ? {} : { gapMs }) }),
       close: () => store.close(),
     };
   }
@@ -51,6 +60,7 @@ export function redisStores(redis: Redis, url: string, close: () => void = () =>
     store,
     reader: new RedisAlertReader(redis, url),
     dedup: (ttlMs) => new RedisDedupStore(redis, ttlMs),
+    cases: (gapMs) => new RedisCaseStore(redis, gapMs === undefined ? {} : { gapMs }),
     close: async () => {
       await store.close();
       close();

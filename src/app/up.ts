@@ -6,6 +6,8 @@
  * Printing and signals are the command's (src/cli/up.ts).
  */
 import type { Histogram, Registry } from "prom-client";
+import { EmbeddedTopicReader } from "../adapters/embedded/log.ts";
+import { KafkaTopicReader } from "../adapters/kafka/reader.ts";
 import type { CollectorConfig } from "../collector/config.ts";
 import { collectorAccess, startCollector } from "../collector/service.ts";
 import { Topics } from "../contracts/topics.ts";
@@ -19,6 +21,7 @@ import { histogramQuantile } from "../lib/prom-text.ts";
 import type { ProcessorConfig } from "../processor/config.ts";
 import { openGraph } from "./graph.ts";
 import { processorTopics, startProcessorOn } from "./processor.ts";
+import { openRulesLogOn } from "./rules-log.ts";
 
 export interface UpConfig {
   processor: ProcessorConfig;
@@ -171,6 +174,12 @@ export async function startUp(cfg: UpConfig, log: Logger): Promise<RunningUp> {
     };
   };
   http.get("/status", status);
+  // On the log the processor follows: a version published from the page reaches it there.
+  const rulesLog = await openRulesLogOn(
+    graph.log,
+    pcfg.kafka.rulesTopic,
+    `paystream-up-dashboard-${process.pid}`,
+  );
   mountDashboard(http, {
     sources: {
       collector: injectUpstream(collector.http, "in-process collector", ccfg.http.token),
@@ -180,6 +189,19 @@ export async function startUp(cfg: UpConfig, log: Logger): Promise<RunningUp> {
     log,
     maxSseClients: cfg.dashboard.maxSseClients,
     access: dashboardPolicy,
+    // The processor's own instances: a status set on the page is the one the processor files
+    // next to, and a backtest replays the very log the collector writes to.
+    rulesLog,
+    caseStore: graph.stores.cases(),
+    registry,
+    topicReader: graph.log.embedded
+      ? new EmbeddedTopicReader(graph.log.embedded)
+      : new KafkaTopicReader({
+          brokers: [...(graph.log.brokers ?? [])],
+          clientId: `paystream-up-reader-${process.pid}`,
+        }),
+    backtestTopics: { transactions: pcfg.kafka.topic, labels: ccfg.labelsTopic },
+    maxWindowMs: pcfg.windowMs,
   });
   const url = await listen(http, pcfg.http.host, pcfg.http.port, "paystream HTTP");
 
@@ -211,6 +233,7 @@ export async function startUp(cfg: UpConfig, log: Logger): Promise<RunningUp> {
       // Closes the graph too (producer, warehouse, stores): the collector is done with it.
       await processor.stop();
       await http.close();
+      await rulesLog.close();
       return summary;
     })();
     return stopping;

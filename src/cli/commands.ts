@@ -30,6 +30,10 @@ export function registerBuiltins(register: Register): void {
     summary: "list and show dead-lettered records (masked), redrive fixed ones to the input topic",
     load: () => import("./dlq.ts"),
   });
+  register("rules", {
+    summary: "rule set versions on the rules log: list, show, validate, publish, rollback, diff, backtest",
+    load: () => import("./rules.ts"),
+  });
   register("topics", {
     summary: "create the Kafka topics with their partition counts (idempotent)",
     load: () => import("./topics.ts"),

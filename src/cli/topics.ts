@@ -16,7 +16,7 @@ export async function run(argv: string[]): Promise<number> {
     // An existing topic keeps its replication: raising it is a partition reassignment.
     const note = t.replicas < asked ? `\t(exists with fewer replicas than ${asked}: not changed)` : "";
     process.stdout.write(
-      `${topic}\t${t.partitions} partitions\t${t.replicas} replica${t.replicas === 1 ? "" : "s"}\tmin.insync.replicas ${t.minInsyncReplicas}${note}\n`,
+      `${topic}\t${t.partitions} partitions\t${t.replicas} replica${t.replicas === 1 ? "" : "s"}\tmin.insync.replicas ${t.minInsyncReplicas}\tcleanup.policy ${t.cleanupPolicy}${note}\n`,
     );
   }
   return 0;

@@ -43,6 +43,10 @@ export interface Alert {
   readonly figures: AlertFigures;
   /** BIN, last digits and token of the triggering card; filled in by the caller, who holds the Masker. */
   maskedCard?: MaskedCard;
+  /** The rules-log version the rule came from (stamped by the processor); absent outside a versioned run. */
+  readonly ruleSetVersion?: number;
+  /** Raised by a shadow rule: stored in the shadow area only, never on a live output. */
+  readonly shadow?: boolean;
 }
 
 /** The JSON shape of an alert outside the process (Redis, Kafka, dashboard). */
@@ -58,5 +62,8 @@ export function alertToJson(a: Alert): string {
     event_time: new Date(a.eventTimeMs).toISOString(),
     detected_at: new Date(a.detectedAtMs).toISOString(),
     figures: a.figures,
+    // Always present, so a reader never has to tell "absent" from "false" or "unversioned".
+    rule_set_version: a.ruleSetVersion ?? null,
+    shadow: a.shadow === true,
   });
 }

@@ -82,7 +82,20 @@ export interface RecordSource {
 /** Where alerts go for live consumers (Redis hash/stream/zset/pubsub or the embedded store). */
 export interface AlertStore {
   writeAlerts(alerts: Alert[]): Promise<void>;
+  /**
+   * Alerts of shadow rules, into the store's own capped shadow area: never the live feed,
+   * the live channel or the active accounts. Idempotent per alert id like writeAlerts.
+   * Optional: a store without it drops them (they are still counted by the processor).
+   */
+  writeShadowAlerts?(alerts: Alert[]): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What shadow rules would have raised: per rule id since the store began, and the latest. */
+export interface ShadowSummary {
+  byRule: Record<string, number>;
+  /** Newest first, as alert JSON objects (alertToJson, parsed). */
+  latest: unknown[];
 }
 
 /** The latest alerts an AlertStore holds, for the dashboard's feed. */
@@ -93,6 +106,8 @@ export interface AlertFeed {
   latest(limit: number): Promise<unknown[]>;
   /** Accounts whose latest alert was detected at or after `sinceMs`. */
   activeAccounts(sinceMs: number): Promise<number>;
+  /** Shadow rules' alerts (AlertStore.writeShadowAlerts); optional for feeds without a shadow area. */
+  shadowSummary?(limit: number): Promise<ShadowSummary>;
 }
 
 /** Reading back what an AlertStore wrote: the dashboard's feed and verify's look-ups. */
@@ -154,17 +169,24 @@ export interface Warehouse {
   readonly name: string;
   writeTransactions(rows: TransactionRow[]): Promise<void>;
   writeAlerts(alerts: Alert[]): Promise<void>;
+  /**
+   * Cases as filed (`fraud_cases`), upserted by case_id: a replay rewrites rather than adds,
+   * and a state with fewer hits never overwrites one with more. Every backend implements it;
+   * optional so that test doubles of the other tables need not.
+   */
+  writeCases?(cases: readonly FraudCase[]): Promise<void>;
   close(): Promise<void>;
 }
 
 /** The tables `countByKey` reads, each counted by its primary key. */
-export type KeyedTableName = "transactions" | "fraud_alerts";
+export type KeyedTableName = "transactions" | "fraud_alerts" | "fraud_cases";
 
 /**
  * The warehouse port plus the read side used by `paystream verify` and the tests. Every
  * backend implements it.
  */
 export interface InspectableWarehouse extends Warehouse {
+  writeCases(cases: readonly FraudCase[]): Promise<void>;
   countTransactions(): Promise<number>;
   countAlerts(): Promise<number>;
   /** transaction_ids stored more than once: always empty where the key is enforced. */
@@ -173,7 +195,7 @@ export interface InspectableWarehouse extends Warehouse {
   alertIds(): Promise<string[]>;
   /**
    * Rows stored per primary-key value, for the given keys only: `transaction_id` in
-   * `transactions`, `alert_id` in `fraud_alerts`. A key with no row is absent from the map; a
+   * `transactions`, `alert_id` in `fraud_alerts`, `case_id` in `fraud_cases`. A key with no row is absent from the map; a
    * count above 1 is only possible where the key is not enforced (BigQuery). Takes any number
    * of keys and queries them in chunks (never one query per key).
    */
@@ -214,6 +236,11 @@ export interface ReadToEndOptions {
   /** Called every `progressEvery` records with the count so far. */
   onProgress?: (records: number) => void;
   progressEvery?: number;
+  /**
+   * Start each partition at its first record appended at or after this time (ms since epoch)
+   * instead of the log start (Kafka's offsets-by-timestamp); ranges then start there. Backtests.
+   */
+  fromTimestampMs?: number;
 }
 
 export interface GroupLag {

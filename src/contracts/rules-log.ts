@@ -54,3 +54,17 @@ export interface RulesLog {
   follow(onVersion: (v: RuleVersion) => void): Promise<RulesFollower>;
   close(): Promise<void>;
 }
+
+/** The JSON shape of a version outside the process (dashboard API, `paystream rules --json`). */
+export function ruleVersionToJson(v: RuleVersion): Record<string, unknown> {
+  return {
+    version: v.version,
+    document: v.document,
+    sha256: v.sha256,
+    published_at: new Date(v.publishedAtMs).toISOString(),
+    author: v.author,
+    source: v.source,
+    ...(v.comment !== undefined ? { comment: v.comment } : {}),
+    ...(v.rollbackOf !== undefined ? { rollback_of: v.rollbackOf } : {}),
+  };
+}

@@ -18,6 +18,10 @@ export const ErrorCodes = {
   PORT_IN_USE: "PS_PORT_IN_USE",
   SECRET_MISSING: "PS_SECRET_MISSING",
   SHUTDOWN: "PS_SHUTDOWN",
+  /** A case status change the workflow does not allow (core/cases.ts CASE_TRANSITIONS). */
+  CASE_TRANSITION: "PS_CASE_TRANSITION",
+  /** A backtest is already running in this process (one at a time: it costs CPU). */
+  BACKTEST_BUSY: "PS_BACKTEST_BUSY",
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

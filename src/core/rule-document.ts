@@ -20,6 +20,8 @@ export const MAX_COUNT_THRESHOLD = 10_000;
 interface RuleCommon {
   readonly id: string;
   readonly enabled: boolean;
+  /** Evaluated and counted like a live rule, but its alerts go only to the shadow area. */
+  readonly shadow: boolean;
   readonly severity: Severity;
   readonly windowMs: number;
   readonly cooldownMs: number;
@@ -95,6 +97,7 @@ export interface CompiledRule {
   readonly rule: Rule;
   readonly id: string;
   readonly kind: RuleKind;
+  readonly shadow: boolean;
   readonly windowMs: number;
   readonly cooldownMs: number;
   /** velocity/merchant threshold, card-testing small count, geo distinct countries (0 = off), spike history. */
@@ -127,6 +130,8 @@ export interface RuleSet {
   readonly rules: readonly Rule[];
   /** Enabled rules only, in document order: what the evaluator runs. */
   readonly compiled: readonly CompiledRule[];
+  /** Ids of the enabled shadow rules: their alerts never reach the live outputs. */
+  readonly shadowIds: ReadonlySet<string>;
   /** Not data: evaluate()'s scratch (see EvaluationScratch). */
   readonly scratch: EvaluationScratch;
 }
@@ -139,7 +144,16 @@ export interface ParseRulesOptions {
 // ---------------------------------------------------------------------------------------
 // Parsing and validation
 
-const COMMON_FIELDS = ["id", "type", "enabled", "severity", "windowMs", "cooldownMs", "description"];
+const COMMON_FIELDS = [
+  "id",
+  "type",
+  "enabled",
+  "shadow",
+  "severity",
+  "windowMs",
+  "cooldownMs",
+  "description",
+];
 const TYPE_FIELDS: Record<RuleType, readonly string[]> = {
   velocity_count: ["threshold"],
   amount_sum: ["threshold"],
@@ -265,7 +279,8 @@ export function parseRules(doc: unknown, options: ParseRulesOptions = {}): RuleS
       distinct = Math.max(distinct, c.count);
   }
   const scratch: EvaluationScratch = { seen: new Float64Array(distinct), startWindowMs: -1, start: 0 };
-  return { version: RULES_DOCUMENT_VERSION, rules, compiled, scratch };
+  const shadowIds = new Set(compiled.filter((c) => c.shadow).map((c) => c.id));
+  return { version: RULES_DOCUMENT_VERSION, rules, compiled, shadowIds, scratch };
 }
 
 function parseRule(r: FieldReader, id: string, type: RuleType, maxWindowMs: number): Rule {
@@ -277,6 +292,8 @@ function parseRule(r: FieldReader, id: string, type: RuleType, maxWindowMs: numb
   }
   const enabled = r.raw["enabled"] ?? true;
   if (typeof enabled !== "boolean") r.fail("enabled", "must be true or false");
+  const shadow = r.raw["shadow"] ?? false;
+  if (typeof shadow !== "boolean") r.fail("shadow", "must be true or false");
   const severity = r.raw["severity"] ?? DEFAULT_SEVERITY[type];
   if (typeof severity !== "string" || !(SEVERITIES as readonly string[]).includes(severity)) {
     r.fail("severity", `must be one of ${SEVERITIES.join(", ")}`);
@@ -286,6 +303,7 @@ function parseRule(r: FieldReader, id: string, type: RuleType, maxWindowMs: numb
   const common = {
     id,
     enabled,
+    shadow,
     severity: severity as Severity,
     windowMs: r.int("windowMs", Math.min(DEFAULT_WINDOW_MS, maxWindowMs), 1, maxWindowMs),
     cooldownMs: r.int("cooldownMs", DEFAULT_COOLDOWN_MS, 0),
@@ -379,6 +397,7 @@ function compile(rule: Rule): CompiledRule {
     rule,
     id: rule.id,
     kind,
+    shadow: rule.shadow,
     windowMs: rule.windowMs,
     cooldownMs: rule.cooldownMs,
     count,

@@ -17,9 +17,13 @@ import {
   httpHost,
   httpPort,
   httpRequestTimeout,
+  inputTopic,
   insecureOpenApi,
+  kafkaBrokers,
+  labelsTopic,
   logLevel,
   redisUrl,
+  rulesTopic,
 } from "../lib/options.ts";
 
 /** "host:port" (a DNS name, not a URL). */
@@ -105,7 +109,18 @@ export const maxSseClients = defineOption({
 export const dashboardOptions = defineOptions([
   withOverrides(redisUrl, {
     description:
-      "Redis the processors write alerts to (reads the fraud:alerts stream and fraud:active_accounts)",
+      "Redis the processors write alerts and cases to (reads the fraud:alerts stream and fraud:active_accounts; the cases page reads and sets case status there)",
+  }),
+  withOverrides(kafkaBrokers, {
+    description:
+      "Kafka bootstrap brokers, host:port[,host:port]: the rules log the rules page publishes to, and the recorded traffic backtests replay",
+  }),
+  withOverrides(rulesTopic, {
+    description: "compacted one-partition topic of rule set versions (the processors' --rules-topic)",
+  }),
+  withOverrides(inputTopic, { description: "topic of schema-v1 transactions backtests replay" }),
+  withOverrides(labelsTopic, {
+    description: "topic of the collector's ground-truth labels backtests score recall and precision against",
   }),
   {
     key: "collector.url",
@@ -172,6 +187,8 @@ export type DashboardValues = ConfigValues<typeof dashboardOptions>;
 
 export interface DashboardConfig {
   redisUrl: string;
+  /** The rules log and the recorded traffic backtests read. */
+  kafka: { brokers: string[]; rulesTopic: string; topic: string; labelsTopic: string };
   /** Undefined when no collector runs (production): the dashboard then shows none, not an outage. */
   collectorUrl: string | undefined;
   collectorToken: string | undefined;
@@ -202,6 +219,12 @@ export function toDashboardConfig(values: Partial<DashboardValues>): DashboardCo
   const v = withDefaults(dashboardOptions, values);
   return {
     redisUrl: v["redis.url"],
+    kafka: {
+      brokers: v["kafka.brokers"],
+      rulesTopic: v.rulesTopic,
+      topic: v.topic,
+      labelsTopic: v.labelsTopic,
+    },
     collectorUrl: v["collector.url"],
     collectorToken: v["collector.token"],
     processorUrls: v["processor.urls"],

@@ -20,7 +20,10 @@
  */
 import type { ServerResponse } from "node:http";
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { HttpDefaults } from "../contracts/defaults.ts";
+import type { Registry } from "prom-client";
+import { HttpDefaults, ProcessorDefaults } from "../contracts/defaults.ts";
+import type { CaseStore, TopicReader } from "../contracts/ports.ts";
+import type { RulesLog } from "../contracts/rules-log.ts";
 import {
   type AccessPolicy,
   accessStatus,
@@ -30,9 +33,12 @@ import {
 } from "../lib/http.ts";
 import type { Logger } from "../lib/log.ts";
 import { type AggregatorOptions, DashboardAggregator } from "./aggregate.ts";
+import { type BacktestTopics, registerBacktestApi } from "./backtest-api.ts";
 import { buildUi, type UiBundle } from "./bundle.ts";
+import { registerCasesApi } from "./cases-api.ts";
 import type { DashboardSnapshot, FeedAlert } from "./model.ts";
 import { toFeedAlert } from "./normalize.ts";
+import { registerRulesApi } from "./rules-api.ts";
 import { type DashboardSources, readAll } from "./sources.ts";
 
 export interface DashboardOptions extends AggregatorOptions {
@@ -44,6 +50,18 @@ export interface DashboardOptions extends AggregatorOptions {
   maxSseClients?: number;
   /** The server's access policy, shown by /api/status. */
   access?: AccessPolicy;
+  /** The rules log the rules API lists, publishes to and rolls back on; absent: 503. */
+  rulesLog?: RulesLog;
+  /** The processors' window (ms): a rule's windowMs may not exceed it. */
+  maxWindowMs?: number;
+  /** The cases the processors file; absent: the cases API answers 503. */
+  caseStore?: CaseStore;
+  /** The server's metrics registry: precision per rule is exported on its /metrics. */
+  registry?: Registry;
+  /** The record log's reader, for backtests on recorded traffic; absent: 503. */
+  topicReader?: TopicReader;
+  /** The transactions and labels topics backtests read (default payments.transactions, payments.labels). */
+  backtestTopics?: BacktestTopics;
 }
 
 /** Reads that need the dashboard's credentials unless --open-reads: everything with data. */
@@ -266,6 +284,21 @@ export function mountDashboard(app: FastifyInstance, opts: DashboardOptions): Mo
     if (answer.error) return reply.code(502).send({ error: "collector_unreachable", reason: answer.error });
     if (answer.status < 300) tick();
     return reply.code(answer.status).send(answer.body);
+  });
+
+  registerCasesApi(app, { caseStore: opts.caseStore, ...(opts.registry ? { registry: opts.registry } : {}) });
+
+  registerRulesApi(app, {
+    rulesLog: opts.rulesLog,
+    maxWindowMs: opts.maxWindowMs ?? ProcessorDefaults.windowMs,
+    alerts: opts.sources.alerts,
+  });
+
+  registerBacktestApi(app, {
+    topicReader: opts.topicReader,
+    rulesLog: opts.rulesLog,
+    maxWindowMs: opts.maxWindowMs ?? ProcessorDefaults.windowMs,
+    topics: opts.backtestTopics,
   });
 
   return { ready, refresh };

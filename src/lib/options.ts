@@ -74,6 +74,15 @@ export const alertsTopic = defineOption({
   default: Topics.alerts,
 });
 
+export const rulesTopic = defineOption({
+  key: "rulesTopic",
+  flag: "rules-topic",
+  env: "PAYSTREAM_RULES_TOPIC",
+  description: "compacted one-partition topic of rule set versions (the rules log every processor follows)",
+  parse: p.string({ min: 1 }),
+  default: Topics.rules,
+});
+
 export const groupId = defineOption({
   key: "group",
   flag: "group",

@@ -27,6 +27,7 @@ import {
   maxMessageBytes,
   piiKey,
   redisUrl,
+  rulesTopic,
   runDuration,
   warehouseUrl,
 } from "../lib/options.ts";
@@ -52,6 +53,7 @@ export const processorOptions = defineOptions([
   withOverrides(inputTopic, { key: "kafka.topic", description: "input topic of schema-v1 transactions" }),
   withOverrides(dlqTopic, { key: "kafka.dlqTopic" }),
   withOverrides(alertsTopic, { key: "kafka.alertsTopic" }),
+  withOverrides(rulesTopic, { key: "kafka.rulesTopic" }),
   {
     key: "kafka.groupProtocol",
     flag: "group-protocol",
@@ -96,6 +98,16 @@ export const processorOptions = defineOptions([
     parse: p.duration(1000, 7 * 24 * HOUR),
     optional: true,
     defaultHelp: `window + allowed lateness + ${formatDuration(ProcessorDefaults.recoveryMarginMs)} (${formatDuration(defaultRecoverySpanMs())})`,
+  },
+  {
+    key: "cases.gapMs",
+    flag: "case-gap-ms",
+    env: "PAYSTREAM_CASE_GAP_MS",
+    description:
+      "alerts on one account within this event-time gap of its case's last hit join that case (docs/cases.md)",
+    parse: p.duration(1000, 7 * 24 * HOUR),
+    optional: true,
+    defaultHelp: "the window (--window)",
   },
   {
     key: "dedup.shared",
@@ -218,6 +230,7 @@ export interface ProcessorConfig {
     topic: string;
     dlqTopic: string;
     alertsTopic: string;
+    rulesTopic: string;
     groupProtocol: "consumer" | "classic";
   };
   redisUrl: string;
@@ -228,6 +241,8 @@ export interface ProcessorConfig {
   /** The shared (Redis) dedup tier on top of the window's; see docs/processor.md, "Dedup". */
   dedupShared: boolean;
   dedupTtlMs: number;
+  /** Event-time gap that ends a case (docs/cases.md); default the window. */
+  caseGapMs: number;
   recoverySpanMs: number;
   piiKey: string | undefined;
   /** The DLQ sealing key (64 hex digits) and its id; both secrets' absence is allowed. */
@@ -260,6 +275,7 @@ export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorCo
       topic: v["kafka.topic"],
       dlqTopic: v["kafka.dlqTopic"],
       alertsTopic: v["kafka.alertsTopic"],
+      rulesTopic: v["kafka.rulesTopic"],
       groupProtocol: v["kafka.groupProtocol"],
     },
     redisUrl: v["redis.url"],
@@ -269,6 +285,7 @@ export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorCo
     allowedLatenessMs: v["window.latenessMs"],
     dedupShared: v["dedup.shared"],
     dedupTtlMs: v["dedup.ttlMs"],
+    caseGapMs: v["cases.gapMs"] ?? v["window.ms"],
     recoverySpanMs: v["recovery.spanMs"] ?? defaultRecoverySpanMs(v["window.ms"], v["window.latenessMs"]),
     piiKey: v["pii.key"],
     dlqKey: v["dlq.key"],

@@ -48,6 +48,17 @@ export function createProcessorMetrics(registry: Registry) {
       labelNames: ["rule", "severity"] as const,
       registers,
     }),
+    shadowAlerts: new Counter({
+      name: `${P}shadow_alerts_total`,
+      help: "Alerts shadow rules would have raised (never sent to the live outputs), by rule",
+      labelNames: ["rule"] as const,
+      registers,
+    }),
+    rulesVersion: new Gauge({
+      name: `${P}rules_version`,
+      help: "The rules-log version this replica applies (0 before one is applied)",
+      registers,
+    }),
     dedupHits: new Counter({
       name: `${P}dedup_hits_total`,
       help: "Duplicate transactions dropped",
@@ -109,9 +120,15 @@ export function createProcessorMetrics(registry: Registry) {
       help: "Records replayed to rebuild window state",
       registers,
     }),
+    casesFiled: new Counter({
+      name: `${P}cases_filed_total`,
+      help: "Live alerts filed into cases, by outcome (new: opened a case, joined: added to one)",
+      labelNames: ["outcome"] as const,
+      registers,
+    }),
     rulesReloads: new Counter({
       name: `${P}rules_reloads_total`,
-      help: "Rules file reloads, by result (ok, error)",
+      help: "Rule set versions applied from the rules log (and file reloads), by result (ok, error: refused, previous rules kept)",
       labelNames: ["result"] as const,
       registers,
     }),

@@ -24,6 +24,7 @@ import { alertToJson } from "../contracts/alert.ts";
 import { defaultRecoverySpanMs, ProcessorDefaults } from "../contracts/defaults.ts";
 import type {
   AlertStore,
+  CaseStore,
   InRecord,
   OutRecord,
   PartitionOffset,
@@ -66,6 +67,11 @@ export interface ProcessorDeps {
    * is the window's (partition-local, rebuilt with the windows) plus the warehouse key.
    */
   deduper?: Deduper;
+  /**
+   * Cases (docs/cases.md): each batch's live alerts are filed once the alert store holds them,
+   * and the touched cases upserted into the warehouse's fraud_cases, before the commit.
+   */
+  caseStore?: CaseStore;
   masker: Masker;
   /**
    * Seals the original of each DLQ record for `paystream dlq redrive` (raw_enc header).
@@ -109,6 +115,8 @@ export interface ProcessorOptions {
 
 interface BatchOutputs {
   alerts: Alert[];
+  /** Raised by shadow rules: only the alert store's shadow area gets them. */
+  shadowAlerts: Alert[];
   alertRecords: InRecord[];
   rows: TransactionRow[];
   rowRecords: InRecord[];
@@ -132,8 +140,12 @@ export class Processor {
   /** One window store per partition: per-partition watermarks, and revocation drops exactly that state. */
   readonly #stores = new Map<number, WindowStore>();
   #rules: RuleSet;
+  /** The rules-log version #rules came from (undefined: rules not from the log). */
+  #rulesVersion: number | undefined;
   #inFlight: Promise<void>[] = [];
   #commitChain: Promise<void> = Promise.resolve();
+  /** Case filing, one batch after another: a case's warehouse row never goes back to an older state. */
+  #caseChain: Promise<void> = Promise.resolve();
   #closed = false;
   readonly #deps: DependencyHealth;
   /** Why the processor is not ready, per dependency; empty when ready. */
@@ -159,6 +171,7 @@ export class Processor {
     warehouseRejected: 0,
   };
   readonly alertsByRule = new Map<string, number>();
+  readonly shadowAlertsByRule = new Map<string, number>();
   /** DLQ records: masked projection, sealed original (dead-letter.ts). */
   readonly #letters: DeadLetters;
   /**
@@ -194,6 +207,7 @@ export class Processor {
     const wh = warehouse.name;
     this.#deps.up("alert_store", "kafka", "commit", wh, `${wh}_alerts`);
     if (deps.deduper) this.#deps.up("dedup");
+    if (deps.caseStore) this.#deps.up("case_store", `${wh}_cases`);
     this.#letters = new DeadLetters(this.#o.dlqTopic, deps.masker, deps.dlqKey);
     const deadLetters: DeadLetterDeps = {
       letters: this.#letters,
@@ -241,9 +255,18 @@ export class Processor {
     return this.#rules;
   }
 
-  /** Swaps the rule set between two batches; window state is untouched. */
-  setRules(rules: RuleSet): void {
+  get rulesVersion(): number | undefined {
+    return this.#rulesVersion;
+  }
+
+  /**
+   * Swaps the rule set between two batches (compute is synchronous, so a batch runs on one
+   * set); window state, history and cooldowns are untouched. `version` is stamped on alerts.
+   */
+  setRules(rules: RuleSet, version?: number): void {
     this.#rules = rules;
+    this.#rulesVersion = version;
+    this.#d.metrics.rulesVersion.set(version ?? 0);
   }
 
   windowAccounts(): number {
@@ -414,6 +437,8 @@ export class Processor {
     const rows: TransactionRow[] = [];
     const rowRecords: InRecord[] = [];
     const rules = this.#rules;
+    const rulesVersion = this.#rulesVersion;
+    const shadowAlerts: Alert[] = [];
     const masker = this.#d.masker;
     const applied = new AppliedOffsets(this.#appliedNext);
     /** Ids of this batch's rows that no window holds (too late for one): see below. */
@@ -464,9 +489,21 @@ export class Processor {
       rows.push(masker.maskRow(tx, rec.partition, offsetTexts[i]!, now, isLate));
       rowRecords.push(rec);
       for (let k = 0; k < raised.length; k++) {
-        const a = raised[k]!;
+        const shadow = rules.shadowIds.has(raised[k]!.ruleId);
         // The row above memoised the account's masks: the card costs no second token.
-        a.maskedCard = masker.cardOf(tx);
+        const a: Alert = {
+          ...raised[k]!,
+          maskedCard: masker.cardOf(tx),
+          ...(rulesVersion === undefined ? {} : { ruleSetVersion: rulesVersion }),
+          ...(shadow ? { shadow } : {}),
+        };
+        if (shadow) {
+          // Counted like a live alert, but never on a live output (feed, Kafka, warehouse).
+          shadowAlerts.push(a);
+          m.shadowAlerts.inc({ rule: a.ruleId });
+          this.shadowAlertsByRule.set(a.ruleId, (this.shadowAlertsByRule.get(a.ruleId) ?? 0) + 1);
+          continue;
+        }
         alerts.push(a);
         alertRecords.push(rec);
         logRecords.push({
@@ -500,7 +537,7 @@ export class Processor {
     for (const [partition, offset] of lastOffset) {
       offsets.push({ topic: records[0]!.topic, partition, offset: offset + 1n });
     }
-    return { alerts, alertRecords, rows, rowRecords, logRecords, offsets, firstTimestamp };
+    return { alerts, shadowAlerts, alertRecords, rows, rowRecords, logRecords, offsets, firstTimestamp };
   }
 
   async #write(out: BatchOutputs): Promise<void> {
@@ -528,7 +565,42 @@ export class Processor {
       const h = m.e2eLatency.labels({ output: "warehouse" });
       for (const r of out.rowRecords) h.observe((now - r.timestamp) / 1000);
     });
-    await Promise.all([alertStore, log, warehouse]);
+    const writeShadow = d.alertStore.writeShadowAlerts?.bind(d.alertStore);
+    const shadow =
+      out.shadowAlerts.length === 0 || writeShadow === undefined
+        ? Promise.resolve()
+        : this.#deps.timed("alert_store", () => writeShadow(out.shadowAlerts));
+    const cases = d.caseStore ? alertStore.then(() => this.#fileCases(out.alerts)) : undefined;
+    await Promise.all([alertStore, log, warehouse, shadow, cases]);
+  }
+
+  /** Files a batch's live alerts into cases, then writes the touched cases to the warehouse. */
+  #fileCases(alerts: readonly Alert[]): Promise<void> {
+    const store = this.#d.caseStore;
+    const live = alerts.filter((a) => a.shadow !== true);
+    if (store === undefined || live.length === 0) return Promise.resolve();
+    const warehouse = this.#d.warehouse;
+    const wh = warehouse.name;
+    const run = async (): Promise<void> => {
+      const touched = await this.#deps.retry("case_store", () => store.fileAlerts(live));
+      if (touched.length === 0) return;
+      const ids = new Set(live.map((a) => a.alertId));
+      let fresh = 0;
+      let joined = 0;
+      for (const c of touched) {
+        const isNew = ids.has(c.caseId) ? 1 : 0;
+        fresh += isNew;
+        for (const h of c.hits) if (ids.has(h.alertId)) joined++;
+        joined -= isNew;
+      }
+      const m = this.#d.metrics.casesFiled;
+      if (fresh) m.inc({ outcome: "new" }, fresh);
+      if (joined > 0) m.inc({ outcome: "joined" }, joined);
+      if (warehouse.writeCases) await this.#deps.timed(`${wh}_cases`, () => warehouse.writeCases!(touched));
+    };
+    const next = this.#caseChain.then(run);
+    this.#caseChain = next.catch(() => {});
+    return next;
   }
 
   /** Refreshes lag gauges (records and seconds) from the source. */

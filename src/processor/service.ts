@@ -7,7 +7,15 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import type { Registry } from "prom-client";
-import type { AlertStore, DedupStore, RecordSink, RecordSource, Warehouse } from "../contracts/ports.ts";
+import type {
+  AlertStore,
+  CaseStore,
+  DedupStore,
+  RecordSink,
+  RecordSource,
+  Warehouse,
+} from "../contracts/ports.ts";
+import type { RulesLog } from "../contracts/rules-log.ts";
 import { Deduper } from "../core/dedup.ts";
 import { DlqKey, parseDlqKeyHex } from "../core/dlq-crypto.ts";
 import { ErrorCodes, PaystreamError } from "../core/errors.ts";
@@ -18,7 +26,13 @@ import { createRegistry } from "../lib/metrics.ts";
 import type { ProcessorConfig } from "./config.ts";
 import { createProcessorMetrics } from "./metrics.ts";
 import { Processor } from "./processor.ts";
-import { loadRulesFile, watchRules } from "./rules-file.ts";
+import {
+  followRules,
+  publishRulesFile,
+  type RulesFollowing,
+  readRulesFile,
+  watchRules,
+} from "./rules-file.ts";
 
 /** Everything the processor reads and writes. */
 export interface ProcessorPorts {
@@ -27,7 +41,14 @@ export interface ProcessorPorts {
   alertStore: AlertStore;
   /** The shared dedup tier; used only with cfg.dedupShared. */
   dedupStore?: DedupStore;
+  /** Where live alerts are filed into cases (docs/cases.md); without it no cases are kept. */
+  caseStore?: CaseStore;
   warehouse: Warehouse;
+  /**
+   * The rules control log: the file is published to it and the replica applies what it
+   * says. Without it the file's rules are applied directly (reloads included).
+   */
+  rulesLog?: RulesLog;
   /** Called once the processor has stopped (the source is closed by then). */
   close: () => Promise<void>;
 }
@@ -96,7 +117,7 @@ export async function startProcessor(
 ): Promise<RunningProcessor> {
   const key = resolvePiiKey(cfg, log);
   const dlqKey = resolveDlqKey(cfg, log);
-  const rules = loadRulesFile(cfg.rulesFile, cfg.windowMs);
+  const { rules, document: fileDocument } = readRulesFile(cfg.rulesFile, cfg.windowMs);
   if (ports.warehouse.name === "bigquery" && !cfg.dedupShared) {
     // BigQuery's insertId dedup is best effort: beyond the window, only Redis claims keep a
     // late resend out of the tables (docs/processor.md, "Dedup").
@@ -116,6 +137,7 @@ export async function startProcessor(
       alertStore: ports.alertStore,
       warehouse: ports.warehouse,
       ...(cfg.dedupShared && ports.dedupStore ? { deduper: new Deduper(ports.dedupStore) } : {}),
+      ...(ports.caseStore ? { caseStore: ports.caseStore } : {}),
       masker: new Masker(key, { coordinateDecimals: cfg.coordinateDecimals }),
       ...(dlqKey ? { dlqKey } : {}),
       metrics,
@@ -136,13 +158,54 @@ export async function startProcessor(
     },
   );
 
+  const rulesLog = ports.rulesLog;
+  let following: RulesFollowing | undefined;
+  if (rulesLog) {
+    // The file first (a no-op when the log already has it), then the log's current version:
+    // consuming starts only once that is applied.
+    const published = await publishRulesFile(rulesLog, cfg.rulesFile, fileDocument);
+    if (published) log.info({ version: published.version, file: cfg.rulesFile }, "rules file published");
+    following = await followRules({
+      rulesLog,
+      maxWindowMs: cfg.windowMs,
+      apply: (r, v) => {
+        processor.setRules(r, v.version);
+        metrics.rulesReloads.inc({ result: "ok" });
+        log.info(
+          { version: v.version, source: v.source, rules: r.compiled.map((c) => c.id) },
+          "rules version applied",
+        );
+      },
+      refused: (v, err) => {
+        metrics.rulesReloads.inc({ result: "error" });
+        log.error(
+          { version: v.version, source: v.source, err: err.message },
+          "rules version refused on this replica; keeping the previous rules",
+        );
+      },
+    });
+    if (following.current === undefined)
+      log.error("no version on the rules log applies here; running the file's rules");
+  }
+
   const rulesWatch = watchRules({
     path: cfg.rulesFile,
     maxWindowMs: cfg.windowMs,
-    onLoad: (r) => {
-      processor.setRules(r);
-      metrics.rulesReloads.inc({ result: "ok" });
-      log.info({ rules: r.compiled.map((c) => c.id) }, "rules reloaded");
+    onLoad: (r, document) => {
+      if (!rulesLog) {
+        processor.setRules(r);
+        metrics.rulesReloads.inc({ result: "ok" });
+        log.info({ rules: r.compiled.map((c) => c.id) }, "rules reloaded");
+        return;
+      }
+      // Applied when it comes back from the log, like a publish from anywhere else.
+      publishRulesFile(rulesLog, cfg.rulesFile, document).then(
+        (v) => v && log.info({ version: v.version, file: cfg.rulesFile }, "rules file published"),
+        (err: Error) => {
+          metrics.rulesReloads.inc({ result: "error" });
+          log.error({ err: err.message }, "rules file could not be published; keeping the current rules");
+        },
+      );
     },
     onError: (err) => {
       metrics.rulesReloads.inc({ result: "error" });
@@ -173,6 +236,9 @@ export async function startProcessor(
     alertsByRule: Object.fromEntries(processor.alertsByRule),
     windowAccounts: processor.windowAccounts(),
     rules: processor.rules.compiled.map((c) => c.id),
+    rulesVersion: processor.rulesVersion ?? null,
+    shadowRules: [...processor.rules.shadowIds],
+    shadowAlertsByRule: Object.fromEntries(processor.shadowAlertsByRule),
     health: Object.fromEntries(processor.health),
   }));
   let url = "";
@@ -189,7 +255,9 @@ export async function startProcessor(
       log.info("stopping: draining in-flight batches and committing offsets");
       clearInterval(lagTimer);
       rulesWatch.close();
+      await following?.close().catch(() => {});
       await processor.close();
+      await rulesLog?.close().catch(() => {});
       await ports.close();
       await http.close();
       log.info({ totals: processor.totals }, "processor stopped");
@@ -201,7 +269,12 @@ export async function startProcessor(
   await processor.start();
   started = true;
   log.info(
-    { url, rules: rules.compiled.map((c) => c.id), warehouse: ports.warehouse.name },
+    {
+      url,
+      rules: processor.rules.compiled.map((c) => c.id),
+      rulesVersion: processor.rulesVersion,
+      warehouse: ports.warehouse.name,
+    },
     "processor running",
   );
   return { processor, http, registry, url, stop: () => stop(0), done };

@@ -245,6 +245,7 @@ describe("Helm chart", () => {
         "dashboard",
         [
           "PAYSTREAM_REDIS_URL",
+          "PAYSTREAM_KAFKA_BROKERS",
           "PAYSTREAM_COLLECTOR_URL",
           "PAYSTREAM_PROCESSOR_SERVICE",
           "PAYSTREAM_PORT",
@@ -502,8 +503,8 @@ describe("Helm chart", () => {
     assert.ok(!dashboard.ingress[0].from.some(prometheus), "nothing scrapes the dashboard");
     assert.deepEqual(
       [...egressPorts(dashboard)].sort(),
-      ["TCP/5000", "TCP/53", "TCP/6379", "TCP/9464", "UDP/53"],
-      "Redis, the collector, the processors and DNS only",
+      ["TCP/5000", "TCP/53", "TCP/6379", "TCP/9092", "TCP/9464", "UDP/53"],
+      "Redis, Kafka (rules log, backtests), the collector, the processors and DNS only",
     );
     const toCollector = dashboard.egress.find((r: Manifest) =>
       r.to?.some((p: Manifest) => selects(p, "collector")),
@@ -513,7 +514,12 @@ describe("Helm chart", () => {
       r.to?.some((p: Manifest) => selects(p, "processor")),
     );
     assert.deepEqual(toProcessors?.ports, [{ port: 9464, protocol: "TCP" }]);
-    assert.ok(!egressPorts(dashboard).has("TCP/9092"), "the dashboard does not talk to Kafka");
+    const dashboardEnv = envOf(find(render(), "Deployment", "dashboard").spec.template.spec.containers[0]);
+    assert.equal(
+      dashboardEnv.get("PAYSTREAM_KAFKA_BROKERS")?.value,
+      "kafka-0.kafka:9092,kafka-1.kafka:9092",
+      "the dashboard reaches the rules log and the recorded traffic on the processors' brokers",
+    );
     // Every pod can resolve names, through the cluster DNS only.
     for (const spec of [processor, collector, dashboard]) {
       const dns = spec.egress.find((r: Manifest) => r.ports.some((p: Manifest) => p.port === 53));

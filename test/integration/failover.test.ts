@@ -281,6 +281,7 @@ describe("broker failover on a 3-node cluster loses and doubles nothing", { conc
       partitions: 6,
       replicas: 3,
       minInsyncReplicas: 2,
+      cleanupPolicy: "delete",
     });
     const refused = spawnSync(
       "bin/paystream",

@@ -12,7 +12,7 @@ import pg from "pg";
 import { DuckDbWarehouse } from "../../src/adapters/warehouse/duckdb.ts";
 import { openWarehouse, parseWarehouseUrl } from "../../src/adapters/warehouse/index.ts";
 import { PostgresWarehouse } from "../../src/adapters/warehouse/postgres-sink.ts";
-import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../../src/adapters/warehouse/schema.ts";
+import { alertToRow, FRAUD_ALERTS, FRAUD_CASES, TRANSACTIONS } from "../../src/adapters/warehouse/schema.ts";
 import type { Alert } from "../../src/contracts/alert.ts";
 import type { TransactionRow } from "../../src/contracts/rows.ts";
 import { alertId } from "../../src/core/alert.ts";
@@ -150,11 +150,11 @@ after(async () => {
 
 for (const b of backends) {
   describe(`warehouse sink: ${b.name}`, () => {
-    it("applies migration 001 once, re-runs cleanly, and has exactly the logical columns", async () => {
+    it("applies every migration once, re-runs cleanly, and has exactly the logical columns", async () => {
       const target = b.fresh();
       const first = await open(target);
       try {
-        assert.deepEqual(first.migrations, { applied: [1], current: [1] });
+        assert.deepEqual(first.migrations, { applied: [1, 2], current: [1, 2] });
         assert.deepEqual(
           await first.tableColumns("transactions"),
           TRANSACTIONS.columns.map((c) => c.name),
@@ -163,13 +163,17 @@ for (const b of backends) {
           await first.tableColumns("fraud_alerts"),
           FRAUD_ALERTS.columns.map((c) => c.name),
         );
+        assert.deepEqual(
+          await first.tableColumns("fraud_cases"),
+          FRAUD_CASES.columns.map((c) => c.name),
+        );
         await first.writeTransactions(rows(0, 10));
       } finally {
         await first.close();
       }
       const again = await open(target);
       try {
-        assert.deepEqual(again.migrations, { applied: [], current: [1] });
+        assert.deepEqual(again.migrations, { applied: [], current: [1, 2] });
         assert.equal(await again.countTransactions(), 10, "rows survive a close and reopen");
       } finally {
         await again.close();
@@ -328,7 +332,7 @@ describe("warehouse sink: DuckDB specifics", () => {
     const target = backends[0]!.fresh();
     const [a, b] = await Promise.all([open(target), open(target)]);
     try {
-      assert.deepEqual([a.migrations?.applied, b.migrations?.applied].sort(), [[], [1]]);
+      assert.deepEqual([a.migrations?.applied, b.migrations?.applied].sort(), [[], [1, 2]]);
       await Promise.all([a.writeTransactions(rows(0, 3000)), b.writeTransactions(rows(2000, 5000))]);
       assert.equal(await a.countTransactions(), 5000);
       assert.deepEqual(await a.duplicateTransactionIds(), []);
@@ -522,8 +526,8 @@ describe("warehouse sink: PostgreSQL specifics", () => {
     const opened = await Promise.all(Array.from({ length: 4 }, () => open(target)));
     try {
       const applied = opened.flatMap((w) => w.migrations?.applied ?? []);
-      assert.deepEqual(applied, [1]);
-      for (const w of opened) assert.deepEqual(w.migrations?.current, [1]);
+      assert.deepEqual(applied, [1, 2]);
+      for (const w of opened) assert.deepEqual(w.migrations?.current, [1, 2]);
     } finally {
       await Promise.all(opened.map((w) => w.close()));
     }

@@ -6,13 +6,17 @@
  */
 import { EventEmitter } from "node:events";
 import { type Alert, alertToJson } from "../../contracts/alert.ts";
-import type { AlertReader, AlertStore } from "../../contracts/ports.ts";
+import type { AlertReader, AlertStore, ShadowSummary } from "../../contracts/ports.ts";
 
 export class EmbeddedAlertStore implements AlertStore {
   readonly #byId = new Map<string, Alert>();
   readonly #feed: Alert[] = [];
   readonly #maxAlerts: number;
   readonly #activeAccounts = new Map<string, number>();
+  /** Shadow rules' alerts: apart from the live feed, never emitted to subscribers. */
+  readonly #shadowIds = new Set<string>();
+  readonly #shadowFeed: Alert[] = [];
+  readonly #shadowByRule = new Map<string, number>();
   readonly events = new EventEmitter();
 
   constructor(maxAlerts = 100_000) {
@@ -35,6 +39,27 @@ export class EmbeddedAlertStore implements AlertStore {
       }
       this.events.emit("alert", a);
     }
+  }
+
+  async writeShadowAlerts(alerts: Alert[]): Promise<void> {
+    for (const a of alerts) {
+      if (this.#shadowIds.has(a.alertId)) continue;
+      this.#shadowIds.add(a.alertId);
+      this.#shadowByRule.set(a.ruleId, (this.#shadowByRule.get(a.ruleId) ?? 0) + 1);
+      this.#shadowFeed.push(a);
+      if (this.#shadowFeed.length > this.#maxAlerts)
+        this.#shadowIds.delete(this.#shadowFeed.shift()!.alertId);
+    }
+  }
+
+  shadowSummary(limit: number): ShadowSummary {
+    return {
+      byRule: Object.fromEntries(this.#shadowByRule),
+      latest: this.#shadowFeed
+        .slice(-limit)
+        .reverse()
+        .map((a) => JSON.parse(alertToJson(a)) as unknown),
+    };
   }
 
   get(alertId: string): Alert | undefined {
@@ -79,5 +104,9 @@ export class EmbeddedAlertReader implements AlertReader {
 
   async existing(ids: readonly string[]): Promise<Set<string>> {
     return new Set(ids.filter((id) => this.#store.get(id) !== undefined));
+  }
+
+  async shadowSummary(limit: number): Promise<ShadowSummary> {
+    return this.#store.shadowSummary(limit);
   }
 }

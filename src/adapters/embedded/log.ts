@@ -183,6 +183,21 @@ export class EmbeddedTopicReader implements TopicReader {
       start: p.base,
       end: p.base + BigInt(p.records.length),
     }));
+    if (opts.fromTimestampMs !== undefined) {
+      // Append times never go back within a partition: the first at or after the bound.
+      const from = opts.fromTimestampMs;
+      for (const range of ranges) {
+        const recs = parts[range.partition]!.records;
+        let lo = 0;
+        let hi = Number(range.end - range.start);
+        while (lo < hi) {
+          const mid = (lo + hi) >>> 1;
+          if (recs[mid]!.timestamp < from) lo = mid + 1;
+          else hi = mid;
+        }
+        range.start += BigInt(lo);
+      }
+    }
     let records = 0;
     const every = opts.progressEvery ?? 500_000;
     for (const range of ranges) {

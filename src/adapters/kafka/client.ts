@@ -12,7 +12,7 @@ import {
   Producer,
   type ProducerOptions,
 } from "@platformatic/kafka";
-import { TopicLayout, type TopicName } from "../../contracts/topics.ts";
+import { TopicLayout, type TopicName, Topics } from "../../contracts/topics.ts";
 import { ConfigError, ErrorCodes, PaystreamError } from "../../core/errors.ts";
 
 export interface KafkaConnection {
@@ -73,6 +73,14 @@ export function defaultReplicas(brokers: number): number {
 }
 
 /**
+ * Topics kept by key rather than by time: the rules log keeps every version (one key per
+ * version) however old, while its size stays that of the versions themselves.
+ */
+export const TOPIC_CLEANUP_POLICY: Partial<Record<TopicName, "delete" | "compact">> = {
+  [Topics.rules]: "compact",
+};
+
+/**
  * Creates the project's topics with their partition counts if they do not exist, at
  * `replicas` replicas (default: `defaultReplicas` of the cluster) with min.insync.replicas
  * from `minInsyncReplicasFor`. More replicas than brokers is refused before anything is
@@ -110,11 +118,18 @@ export async function ensureTopics(
         { details: { replicas: rf, brokers } },
       );
     const missing = topics.filter((t) => !existing.includes(t));
-    if (missing.length > 0) {
+    // CreateTopics takes one config list per request: one request per cleanup policy.
+    const policyOf = new Map(layout.map((t) => [names[t] ?? t, TOPIC_CLEANUP_POLICY[t] ?? "delete"]));
+    for (const policy of ["delete", "compact"] as const) {
+      const these = missing.filter((t) => policyOf.get(t) === policy);
+      if (these.length === 0) continue;
       await admin
         .createTopics({
-          topics: missing.map((t) => ({ topic: t, partitions: partitionsOf.get(t)!, replicas: rf })),
-          configs: [{ name: "min.insync.replicas", value: String(minInsyncReplicasFor(rf)) }],
+          topics: these.map((t) => ({ topic: t, partitions: partitionsOf.get(t)!, replicas: rf })),
+          configs: [
+            { name: "min.insync.replicas", value: String(minInsyncReplicasFor(rf)) },
+            ...(policy === "compact" ? [{ name: "cleanup.policy", value: "compact" }] : []),
+          ],
         })
         .catch((err: Error) => {
           // Another replica starting at the same moment created it first: that is the goal.
@@ -136,6 +151,8 @@ export interface TopicDescription {
   replicas: number;
   /** The topic's effective min.insync.replicas (its own, else the broker's default). */
   minInsyncReplicas: number;
+  /** "delete" (retention by time) or "compact" (the newest record per key is kept). */
+  cleanupPolicy: string;
 }
 
 /** Partitions, replication factor and min ISR of each topic, as the cluster has them now. */
@@ -150,19 +167,20 @@ export async function describeTopics(
       resources: topics.map((t) => ({
         resourceType: ConfigResourceTypes.TOPIC,
         resourceName: t,
-        configurationKeys: ["min.insync.replicas"],
+        configurationKeys: ["min.insync.replicas", "cleanup.policy"],
       })),
     });
     const out = new Map<string, TopicDescription>();
     for (const t of topics) {
       const m = meta.topics.get(t);
-      const minIsr = configs
-        .find((c) => c.resourceName === t)
-        ?.configs.find((c) => c.name === "min.insync.replicas")?.value;
+      const own = configs.find((c) => c.resourceName === t)?.configs;
+      const minIsr = own?.find((c) => c.name === "min.insync.replicas")?.value;
+      const policy = own?.find((c) => c.name === "cleanup.policy")?.value;
       out.set(t, {
         partitions: m?.partitionsCount ?? 0,
         replicas: m?.partitions[0]?.replicas.length ?? 0,
         minInsyncReplicas: Number(minIsr ?? 1),
+        cleanupPolicy: policy ?? "delete",
       });
     }
     return out;

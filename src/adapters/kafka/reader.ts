@@ -79,6 +79,8 @@ export class KafkaTopicReader implements TopicReader {
         ]);
         start = s.get(topic) ?? [];
         end = e.get(topic) ?? [];
+        if (opts.fromTimestampMs !== undefined)
+          start = await this.#offsetsAt(consumer, topic, start, end, opts.fromTimestampMs);
       } catch (err) {
         throw kafkaError(conn, topic, "list offsets", err);
       }
@@ -99,7 +101,13 @@ export class KafkaTopicReader implements TopicReader {
       if (pending.size === 0) return facts();
 
       try {
-        stream = await consumer.consume({ topics: [topic], mode: "earliest" });
+        stream = await (opts.fromTimestampMs === undefined
+          ? consumer.consume({ topics: [topic], mode: "earliest" })
+          : consumer.consume({
+              topics: [topic],
+              mode: "manual",
+              offsets: ranges.map((r) => ({ topic, partition: r.partition, offset: r.start })),
+            }));
       } catch (err) {
         throw kafkaError(conn, topic, "join a reader group", err);
       }
@@ -168,6 +176,31 @@ export class KafkaTopicReader implements TopicReader {
       await admin.deleteGroups({ groups: [group] }).catch(() => {});
       await admin.close().catch(() => {});
     }
+  }
+
+  /**
+   * Per partition, the first offset appended at or after `timestampMs` (ListOffsets by
+   * timestamp), or the end when nothing was: a read of the recent past skips the retention
+   * before it instead of fetching it.
+   */
+  async #offsetsAt(
+    consumer: RawConsumer,
+    topic: string,
+    start: bigint[],
+    end: bigint[],
+    timestampMs: number,
+  ): Promise<bigint[]> {
+    const found = await consumer.listOffsetsWithTimestamps({
+      topics: [topic],
+      timestamp: BigInt(timestampMs),
+    });
+    const byPartition = found.get(topic);
+    return end.map((e, p) => {
+      const o = byPartition?.get(p)?.offset ?? -1n;
+      if (o < 0n) return e;
+      const s = start[p] ?? 0n;
+      return o < s ? s : o;
+    });
   }
 
   /** A partition without a commit counts from its log start. */

@@ -14,7 +14,7 @@
  */
 import type { Alert } from "../../contracts/alert.ts";
 import { alertToJson } from "../../contracts/alert.ts";
-import type { AlertReader, AlertStore } from "../../contracts/ports.ts";
+import type { AlertReader, AlertStore, ShadowSummary } from "../../contracts/ports.ts";
 import { AlertKeys } from "../../contracts/redis.ts";
 import { redactUrl } from "../../lib/url.ts";
 import type { Redis } from "./client.ts";
@@ -32,21 +32,61 @@ end
 return fresh
 `;
 
+// KEYS[1]=seen marker, KEYS[2]=shadow stream, KEYS[3]=per-rule hash; ARGV: ttl, maxlen, rule id, json.
+// Shadow alerts stay out of the live keys and channel: only these three are touched.
+const WRITE_SHADOW = `
+local fresh = redis.call('SET', KEYS[1], '1', 'NX', 'EX', tonumber(ARGV[1]))
+if fresh then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', tonumber(ARGV[2]), '*', 'alert', ARGV[4])
+  redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+  return 1
+end
+return 0
+`;
+
 export interface RedisAlertStoreOptions {
   ttlSeconds?: number;
   streamMaxLen?: number;
+  /** Shadow alerts kept for the dashboard (the per-rule counts are not capped). */
+  shadowMaxLen?: number;
 }
 
 export class RedisAlertStore implements AlertStore {
   readonly #redis: Redis;
   readonly #ttl: number;
   readonly #maxLen: number;
+  readonly #shadowMaxLen: number;
   #sha: string | undefined;
+  #shadowSha: string | undefined;
 
   constructor(redis: Redis, opts: RedisAlertStoreOptions = {}) {
     this.#redis = redis;
     this.#ttl = opts.ttlSeconds ?? 7 * 24 * 3600;
     this.#maxLen = opts.streamMaxLen ?? 100_000;
+    this.#shadowMaxLen = opts.shadowMaxLen ?? 10_000;
+  }
+
+  async writeShadowAlerts(alerts: Alert[]): Promise<void> {
+    if (alerts.length === 0) return;
+    try {
+      await this.#writeShadow(alerts);
+    } catch (err) {
+      if (!String((err as Error).message).includes("NOSCRIPT")) throw err;
+      this.#shadowSha = undefined;
+      await this.#writeShadow(alerts);
+    }
+  }
+
+  async #writeShadow(alerts: Alert[]): Promise<void> {
+    this.#shadowSha ??= await this.#redis.scriptLoad(WRITE_SHADOW);
+    const pipe = this.#redis.multi();
+    for (const a of alerts) {
+      pipe.evalSha(this.#shadowSha, {
+        keys: [AlertKeys.shadowSeen(a.alertId), AlertKeys.shadowStream, AlertKeys.shadowByRule],
+        arguments: [String(this.#ttl), String(this.#shadowMaxLen), a.ruleId, alertToJson(a)],
+      });
+    }
+    await pipe.execAsPipeline();
   }
 
   async writeAlerts(alerts: Alert[]): Promise<void> {
@@ -129,6 +169,26 @@ export class RedisAlertReader implements AlertReader {
 
   activeAccounts(sinceMs: number): Promise<number> {
     return this.#redis.zCount(AlertKeys.activeAccounts, sinceMs, "+inf");
+  }
+
+  async shadowSummary(limit: number): Promise<ShadowSummary> {
+    const [counts, entries] = await Promise.all([
+      this.#redis.hGetAll(AlertKeys.shadowByRule),
+      this.#redis.xRevRange(AlertKeys.shadowStream, "+", "-", { COUNT: limit }),
+    ]);
+    const byRule: Record<string, number> = {};
+    for (const [rule, n] of Object.entries(counts ?? {})) byRule[rule] = Number(n);
+    const latest: unknown[] = [];
+    for (const e of entries ?? []) {
+      const json = e.message.alert;
+      if (typeof json !== "string") continue;
+      try {
+        latest.push(JSON.parse(json));
+      } catch {
+        // not an alert entry: skip it
+      }
+    }
+    return { byRule, latest };
   }
 
   /** Pipelined EXISTS on the `fraud:alert:<id>` hashes, 1,000 per round trip. */

@@ -21,6 +21,7 @@
  */
 import { BigQuery } from "@google-cloud/bigquery";
 import type { Alert } from "../../contracts/alert.ts";
+import type { FraudCase } from "../../contracts/case.ts";
 import type { TransactionRow } from "../../contracts/rows.ts";
 import { isPaystreamError, type PaystreamError } from "../../core/errors.ts";
 import {
@@ -32,6 +33,7 @@ import {
 import {
   alertToRow,
   FRAUD_ALERTS,
+  FRAUD_CASES,
   findUnencodable,
   type InspectableWarehouse,
   isoFromMs,
@@ -39,6 +41,7 @@ import {
   keyColumnOf,
   keyOf,
   type LogicalType,
+  latestCaseRows,
   RowEncodeError,
   rejectedError,
   type TableDef,
@@ -77,7 +80,7 @@ export interface BigQueryWarehouseOptions {
   /** Dataset location (e.g. "EU"), for dataset creation and query jobs. */
   location?: string;
   /** Injected tables (tests); default: the real client's tables. */
-  tables?: { transactions: InsertableTable; fraud_alerts: InsertableTable };
+  tables?: { transactions: InsertableTable; fraud_alerts: InsertableTable; fraud_cases?: InsertableTable };
   /** Injected query runner (tests); default: a query job with the dataset as default dataset. */
   query?: BigQueryRunner;
   maxRowsPerRequest?: number;
@@ -236,7 +239,11 @@ export class BigQueryWarehouse implements InspectableWarehouse {
   readonly projectId: string;
   readonly datasetId: string;
   migrations: MigrationReport | undefined;
-  readonly #tables: { transactions: InsertableTable; fraud_alerts: InsertableTable };
+  readonly #tables: {
+    transactions: InsertableTable;
+    fraud_alerts: InsertableTable;
+    fraud_cases?: InsertableTable;
+  };
   readonly #run: BigQueryRunner;
   readonly #client: BigQuery | undefined;
   readonly #location: string | undefined;
@@ -260,7 +267,11 @@ export class BigQueryWarehouse implements InspectableWarehouse {
       this.#tables = opts.tables;
     } else {
       const ds = client!.dataset(opts.datasetId);
-      this.#tables = { transactions: ds.table("transactions"), fraud_alerts: ds.table("fraud_alerts") };
+      this.#tables = {
+        transactions: ds.table("transactions"),
+        fraud_alerts: ds.table("fraud_alerts"),
+        fraud_cases: ds.table("fraud_cases"),
+      };
     }
     this.#run =
       opts.query ??
@@ -306,11 +317,34 @@ export class BigQueryWarehouse implements InspectableWarehouse {
     await this.#write(FRAUD_ALERTS, this.#tables.fraud_alerts, alerts.map(alertToRow));
   }
 
-  async #write<R>(table: TableDef<R>, target: InsertableTable, rows: readonly R[]): Promise<void> {
+  /**
+   * Cases cannot be updated in place by streaming inserts: each filed state is a new row, and
+   * its insertId (case, hit count, status) makes BigQuery drop a replay of the same state (best
+   * effort, about a minute). Readers take the row with the most hits, then the latest
+   * updated_at, per case_id (docs/cases.md).
+   */
+  async writeCases(cases: readonly FraudCase[]): Promise<void> {
+    const target = this.#tables.fraud_cases;
+    if (cases.length === 0 || target === undefined) return;
+    await this.#write(
+      FRAUD_CASES,
+      target,
+      latestCaseRows(cases, Date.now()),
+      (r) => `${r.case_id}/${r.hit_count}/${r.status}`,
+    );
+  }
+
+  async #write<R>(
+    table: TableDef<R>,
+    target: InsertableTable,
+    rows: readonly R[],
+    insertId?: (row: R) => string,
+  ): Promise<void> {
     if (rows.length === 0) return;
     let raw: BigQueryRawRow[];
     try {
       raw = encodeAll(table, rows);
+      if (insertId) for (let i = 0; i < raw.length; i++) raw[i]!.insertId = insertId(rows[i]!);
     } catch (err) {
       const bad = findUnencodable(rows, (r) => toBigQueryRow(table, r));
       throw rejectedError(

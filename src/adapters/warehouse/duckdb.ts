@@ -50,6 +50,7 @@ import {
   VARCHAR,
 } from "@duckdb/node-api";
 import type { Alert } from "../../contracts/alert.ts";
+import type { FraudCase } from "../../contracts/case.ts";
 import type { TransactionRow } from "../../contracts/rows.ts";
 import { isPaystreamError, type PaystreamError } from "../../core/errors.ts";
 import { MigrationError, type MigrationReport, migrateDuckDb } from "./migrations/runner.ts";
@@ -58,11 +59,13 @@ import {
   alertRowFromLogical,
   alertToRow,
   type ColumnShape,
+  caseRowParams,
   chunksOf,
   columnNames,
   DECIMAL_PRECISION,
   DECIMAL_SCALE,
   FRAUD_ALERTS,
+  FRAUD_CASES,
   findUnencodable,
   type InspectableWarehouse,
   type KeyedTableName,
@@ -71,6 +74,7 @@ import {
   type LogicalRecord,
   type LogicalType,
   type LogicalValue,
+  latestCaseRows,
   normalizeValue,
   parseScaledDecimal,
   RowEncodeError,
@@ -80,6 +84,7 @@ import {
   TRANSACTIONS,
   transactionFromLogical,
   unavailableError,
+  upsertCasesSql,
   violationPredicate,
 } from "./schema.ts";
 
@@ -89,6 +94,8 @@ const CHUNK_ROWS = 2048;
 const DECIMAL_LIMIT = 10n ** BigInt(DECIMAL_PRECISION);
 /** countByKey: keys per query (each query scans the key column once). */
 const DUCKDB_KEYS_PER_QUERY = 100_000;
+/** Case rows per upsert statement (10 parameters each). */
+const CASES_PER_STATEMENT = 500;
 
 /**
  * WAL size that triggers a checkpoint. DuckDB's default (16 MB) checkpoints every ~40K rows,
@@ -496,6 +503,20 @@ export class DuckDbWarehouse implements InspectableWarehouse {
     await this.#writeBatch(ALERT_PLAN, alerts.map(alertToRow));
   }
 
+  async writeCases(cases: readonly FraudCase[]): Promise<void> {
+    const rows = latestCaseRows(cases, Date.now());
+    for (const chunk of chunksOf(rows, CASES_PER_STATEMENT)) {
+      await this.#serial(async () => {
+        try {
+          await this.#conn.run(upsertCasesSql("duckdb", chunk.length), caseRowParams(chunk));
+        } catch (err) {
+          if (classifyDuckDbError(err) === "rejected") throw rejectedError(BACKEND, FRAUD_CASES, [], err);
+          throw this.#mapError(err, "write to fraud_cases failed");
+        }
+      });
+    }
+  }
+
   /**
    * The data chunks are built before taking the connection (pure CPU work on native buffers),
    * so with concurrent writers one batch is encoded while the previous one is inserted.
@@ -736,6 +757,11 @@ export class DuckDbWarehouse implements InspectableWarehouse {
   async getAlert(alertId: string): Promise<AlertRow | undefined> {
     const rec = await this.#getLogical(FRAUD_ALERTS, alertId);
     return rec && alertRowFromLogical(rec);
+  }
+
+  /** One stored case row in logical form (timestamps as epoch ms, JSON as text). */
+  async getCase(caseId: string): Promise<LogicalRecord | undefined> {
+    return this.#getLogical(FRAUD_CASES, caseId);
   }
 
   /** Column names of a warehouse table as the database has them, in order. */

@@ -28,6 +28,7 @@
 import type pg from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Alert } from "../../contracts/alert.ts";
+import type { FraudCase } from "../../contracts/case.ts";
 import type { TransactionRow } from "../../contracts/rows.ts";
 import { ConfigError, isPaystreamError, type PaystreamError } from "../../core/errors.ts";
 import { redactUrl } from "../../lib/url.ts";
@@ -38,9 +39,11 @@ import {
   alertRowFromLogical,
   alertToRow,
   type ColumnShape,
+  caseRowParams,
   chunksOf,
   columnNames,
   FRAUD_ALERTS,
+  FRAUD_CASES,
   findUnencodable,
   type InspectableWarehouse,
   isoFromMs,
@@ -50,6 +53,7 @@ import {
   type LogicalRecord,
   type LogicalType,
   type LogicalValue,
+  latestCaseRows,
   normalizeValue,
   RowEncodeError,
   rejectedError,
@@ -57,6 +61,7 @@ import {
   TRANSACTIONS,
   transactionFromLogical,
   unavailableError,
+  upsertCasesSql,
   violationPredicate,
 } from "./schema.ts";
 
@@ -67,6 +72,8 @@ const MAX_COPY_DIAGNOSIS = 50;
 /** countByKey: keys per query, and queries in flight at once (at most the pool size is used). */
 const PG_KEYS_PER_QUERY = 10_000;
 const PG_READ_CONCURRENCY = 4;
+/** Case rows per upsert statement (10 parameters each). */
+const CASES_PER_STATEMENT = 500;
 
 export interface PostgresWarehouseOptions {
   /** Schema holding the tables, created if missing; default: the server's search_path (public). */
@@ -322,6 +329,20 @@ export class PostgresWarehouse implements InspectableWarehouse {
     await this.#write(ALERT_PLAN, alerts.map(alertToRow));
   }
 
+  async writeCases(cases: readonly FraudCase[]): Promise<void> {
+    const rows = latestCaseRows(cases, Date.now());
+    for (const chunk of chunksOf(rows, CASES_PER_STATEMENT)) {
+      try {
+        await this.#pool.query(upsertCasesSql("postgres", chunk.length), caseRowParams(chunk));
+      } catch (err) {
+        if (classifyPgError(err) === "rejected") {
+          throw rejectedError(BACKEND, FRAUD_CASES, [], err, pgFacts(err));
+        }
+        throw this.#mapError(err, "write to fraud_cases failed");
+      }
+    }
+  }
+
   /** Rows actually inserted (the rest were already there). */
   async #write<R>(p: TablePlan<R>, rows: readonly R[]): Promise<number> {
     if (rows.length === 0) return 0;
@@ -526,6 +547,11 @@ export class PostgresWarehouse implements InspectableWarehouse {
   async getAlert(alertId: string): Promise<AlertRow | undefined> {
     const rec = await this.#getLogical(FRAUD_ALERTS, alertId);
     return rec && alertRowFromLogical(rec);
+  }
+
+  /** One stored case row in logical form (timestamps as epoch ms, JSON as text). */
+  async getCase(caseId: string): Promise<LogicalRecord | undefined> {
+    return this.#getLogical(FRAUD_CASES, caseId);
   }
 
   /** Column names of a warehouse table as the database has them, in order. */

@@ -18,6 +18,7 @@
  * made in one place for all of them.
  */
 import type { Alert } from "../../contracts/alert.ts";
+import type { FraudCase } from "../../contracts/case.ts";
 import type { KeyedTableName } from "../../contracts/ports.ts";
 import type { TransactionRow } from "../../contracts/rows.ts";
 import { ErrorCodes, PaystreamError } from "../../core/errors.ts";
@@ -77,11 +78,11 @@ export interface Column<R> extends ColumnShape {
 }
 
 export interface TableDef<R> {
-  readonly name: "transactions" | "fraud_alerts";
+  readonly name: "transactions" | "fraud_alerts" | "fraud_cases";
   /** The primary key column: writes are idempotent on it. */
   readonly key: string;
   /** The name used for a list of offending keys in error details. */
-  readonly keyDetail: "transactionIds" | "alertIds";
+  readonly keyDetail: "transactionIds" | "alertIds" | "caseIds";
   readonly columns: readonly Column<R>[];
   /** BigQuery: PARTITION BY DATE(partitionBy) CLUSTER BY clusterBy. */
   readonly partitionBy: string;
@@ -105,6 +106,28 @@ export interface AlertRow {
   card_token: string | null;
   /** The rule's figures as JSON text. */
   figures: string;
+  /** The rules-log version the rule came from (migration 002); null when unversioned. */
+  rule_set_version: number | null;
+}
+
+/**
+ * A `fraud_cases` row (migration 002): a case as the processor last filed it. Upserted by
+ * case_id, and only over a row with no more hits, so a replay rewrites rather than adds and
+ * an older state never overwrites a newer one. `status` is the status when last filed: status
+ * changes made later in the dashboard live in the case store (docs/cases.md).
+ */
+export interface CaseRow {
+  case_id: string;
+  account_id: string;
+  status: string;
+  severity: string;
+  first_seen: number;
+  last_seen: number;
+  /** JSON arrays as text. */
+  rule_ids: string;
+  alert_ids: string;
+  hit_count: number;
+  updated_at: number;
 }
 
 // The read side lives with the ports (services read the warehouse through it); re-exported
@@ -115,6 +138,7 @@ export type { InspectableWarehouse, KeyedTableName } from "../../contracts/ports
 export function keyColumnOf(table: KeyedTableName): string {
   if (table === "transactions") return TRANSACTIONS.key;
   if (table === "fraud_alerts") return FRAUD_ALERTS.key;
+  if (table === "fraud_cases") return FRAUD_CASES.key;
   throw new TypeError(`countByKey: unknown table ${JSON.stringify(table)}`);
 }
 
@@ -205,10 +229,61 @@ export const FRAUD_ALERTS: TableDef<AlertRow> = {
     { name: "card_last4", type: "text", nullable: true, get: (r) => r.card_last4 },
     { name: "card_token", type: "text", nullable: true, get: (r) => r.card_token },
     { name: "figures", type: "json", nullable: false, get: (r) => r.figures },
+    // Added by migration 002, hence last: DuckDB's appender writes columns in table order.
+    { name: "rule_set_version", type: "int32", nullable: true, get: (r) => r.rule_set_version },
   ],
 };
 
 export const TABLES: readonly TableShape[] = [TRANSACTIONS, FRAUD_ALERTS];
+
+export const FRAUD_CASES: TableDef<CaseRow> = {
+  name: "fraud_cases",
+  key: "case_id",
+  keyDetail: "caseIds",
+  partitionBy: "first_seen",
+  clusterBy: "account_id",
+  columns: [
+    text<CaseRow>("case_id", "length(case_id) > 0"),
+    text<CaseRow>("account_id"),
+    text<CaseRow>("status", "status IN ('open', 'acknowledged', 'resolved_fraud', 'resolved_legitimate')"),
+    text<CaseRow>("severity", "severity IN ('low', 'medium', 'high', 'critical')"),
+    { name: "first_seen", type: "timestamp", nullable: false, get: (r) => r.first_seen },
+    { name: "last_seen", type: "timestamp", nullable: false, get: (r) => r.last_seen },
+    { name: "rule_ids", type: "json", nullable: false, get: (r) => r.rule_ids },
+    { name: "alert_ids", type: "json", nullable: false, get: (r) => r.alert_ids },
+    { name: "hit_count", type: "int32", nullable: false, check: "hit_count > 0", get: (r) => r.hit_count },
+    { name: "updated_at", type: "timestamp", nullable: false, get: (r) => r.updated_at },
+  ],
+};
+
+/** The warehouse row of a case, stamped with when it was written. */
+export function caseToRow(c: FraudCase, updatedAtMs: number): CaseRow {
+  return {
+    case_id: c.caseId,
+    account_id: c.accountId,
+    status: c.status,
+    severity: c.severity,
+    first_seen: c.firstSeenMs,
+    last_seen: c.lastSeenMs,
+    rule_ids: JSON.stringify(c.ruleIds),
+    alert_ids: JSON.stringify(c.hits.map((h) => h.alertId)),
+    hit_count: c.hits.length,
+    updated_at: updatedAtMs,
+  };
+}
+
+/**
+ * The latest state per case in a batch (the most hits, then the latest write): one statement
+ * may not upsert a key twice.
+ */
+export function latestCaseRows(cases: readonly FraudCase[], updatedAtMs: number): CaseRow[] {
+  const out = new Map<string, CaseRow>();
+  for (const c of cases) {
+    const prev = out.get(c.caseId);
+    if (!prev || c.hits.length >= prev.hit_count) out.set(c.caseId, caseToRow(c, updatedAtMs));
+  }
+  return [...out.values()];
+}
 
 /** The warehouse row of an alert. Same facts as alertToJson (the external JSON shape), flattened. */
 export function alertToRow(a: Alert): AlertRow {
@@ -226,7 +301,41 @@ export function alertToRow(a: Alert): AlertRow {
     card_last4: card?.last4 ?? null,
     card_token: card?.token ?? null,
     figures: JSON.stringify(a.figures),
+    rule_set_version: a.ruleSetVersion ?? null,
   };
+}
+
+/**
+ * PostgreSQL/DuckDB upsert of `rows` case rows ($1... parameters, caseRowParams order): a
+ * replay rewrites the row, and a state with fewer hits than the stored one changes nothing.
+ */
+export function upsertCasesSql(dialect: "postgres" | "duckdb", rows: number): string {
+  const cols = FRAUD_CASES.columns;
+  const values: string[] = [];
+  for (let r = 0; r < rows; r++) {
+    const ps = cols.map((c, i) => `$${r * cols.length + i + 1}::${SQL_TYPES[dialect][c.type]}`);
+    values.push(`(${ps.join(", ")})`);
+  }
+  const set = cols
+    .filter((c) => c.name !== FRAUD_CASES.key)
+    .map((c) => `${c.name} = excluded.${c.name}`)
+    .join(", ");
+  return (
+    `INSERT INTO fraud_cases (${columnNames(FRAUD_CASES)}) VALUES ${values.join(", ")} ` +
+    `ON CONFLICT (case_id) DO UPDATE SET ${set} WHERE fraud_cases.hit_count <= excluded.hit_count`
+  );
+}
+
+/** The parameters of upsertCasesSql: text for text and JSON, ISO 8601 for timestamps. */
+export function caseRowParams(rows: readonly CaseRow[]): (string | number)[] {
+  const out: (string | number)[] = [];
+  for (const r of rows) {
+    for (const c of FRAUD_CASES.columns) {
+      const v = c.get(r) as string | number;
+      out.push(c.type === "timestamp" ? new Date(v).toISOString() : v);
+    }
+  }
+  return out;
 }
 
 // ----------------------------------------------------------------------------- logical records

@@ -29,6 +29,7 @@ describe("paystream processor config", () => {
       topic: Topics.transactions,
       dlqTopic: Topics.dlq,
       alertsTopic: Topics.alerts,
+      rulesTopic: Topics.rules,
       groupProtocol: "consumer",
     });
     assert.equal(c.windowMs, ProcessorDefaults.windowMs);

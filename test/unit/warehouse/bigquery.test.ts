@@ -363,11 +363,11 @@ describe("BigQuery migrations with a fake query runner", () => {
       if (m) versions.push(Number(m[1]));
       return [];
     };
-    assert.deepEqual(await migrateBigQuery(run), { applied: [1], current: [1] });
+    assert.deepEqual(await migrateBigQuery(run), { applied: [1, 2], current: [1, 2] });
     assert.ok(ran.some((s) => s.includes("CREATE TABLE IF NOT EXISTS transactions")));
     assert.ok(ran.some((s) => s.includes("PARTITION BY DATE(event_time)")));
     const before = ran.length;
-    assert.deepEqual(await migrateBigQuery(run), { applied: [], current: [1] });
+    assert.deepEqual(await migrateBigQuery(run), { applied: [], current: [1, 2] });
     assert.ok(ran.slice(before).every((s) => !s.includes("CREATE TABLE IF NOT EXISTS transactions")));
   });
 
@@ -378,7 +378,7 @@ describe("BigQuery migrations with a fake query runner", () => {
       tables: { transactions: fakeTable(), fraud_alerts: fakeTable() },
       query: async () => [],
     });
-    assert.deepEqual(ok.migrations, { applied: [1], current: [1] });
+    assert.deepEqual(ok.migrations, { applied: [1, 2], current: [1, 2] });
     await assert.rejects(
       BigQueryWarehouse.open({
         projectId: "proj",

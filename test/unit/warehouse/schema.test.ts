@@ -55,6 +55,7 @@ describe("warehouse logical schema", () => {
         "card_last4",
         "card_token",
         "figures",
+        "rule_set_version",
       ],
     );
     for (const t of TABLES) {
