@@ -299,9 +299,25 @@ postgres_up() {
 prom_ready() { curl -fsS "http://127.0.0.1:$PROM_PORT/-/ready"; }
 
 prometheus_up() {
-  if prom_ready >/dev/null 2>&1; then log "prometheus already running on 127.0.0.1:$PROM_PORT"; return; fi
+  local config="$ROOT/scripts/services/prometheus.yml"
+  if prom_ready >/dev/null 2>&1 && [ ! -f "$STATE/prometheus.pid" ]; then
+    log "prometheus already running on 127.0.0.1:$PROM_PORT (not started by this script: left as it is)"
+    return
+  fi
+  if prom_ready >/dev/null 2>&1; then
+    # The tests compare what Prometheus loaded with this checkout's rule files: a Prometheus
+    # started from another checkout (or before the rules changed) must not answer for them.
+    if [ "$(cat "$STATE/prometheus.config" 2>/dev/null)" = "$config" ] && [ -f "$STATE/prometheus.pid" ] &&
+      kill -HUP "$(cat "$STATE/prometheus.pid")" 2>/dev/null; then
+      log "prometheus already running on 127.0.0.1:$PROM_PORT (rules reloaded from $ROOT)"
+      return
+    fi
+    log "prometheus on 127.0.0.1:$PROM_PORT was started from another checkout: restarting it from $ROOT"
+    stop_pidfile prometheus
+  fi
   mkdir -p "$STATE/prometheus"
-  nohup prometheus --config.file="$ROOT/scripts/services/prometheus.yml" \
+  echo "$config" >"$STATE/prometheus.config"
+  nohup prometheus --config.file="$config" \
     --storage.tsdb.path="$STATE/prometheus" --web.listen-address="127.0.0.1:$PROM_PORT" \
     --storage.tsdb.retention.time=1d >"$STATE/prometheus.log" 2>&1 &
   echo $! >"$STATE/prometheus.pid"
