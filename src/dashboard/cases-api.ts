@@ -52,28 +52,41 @@ async function precisionRows(store: CaseStore) {
     }));
 }
 
-function registerMetrics(registry: Registry, store: CaseStore): void {
+/** The precision gauges on `registry`, read from `store` at scrape time (once per registry). */
+export function registerCaseMetrics(registry: Registry, store: CaseStore): void {
   const precisionName = `${P}rule_precision`;
   // `paystream up` may mount a second dashboard on one registry: one pair of gauges for all.
   if (registry.getSingleMetric(precisionName)) return;
-  const resolved = new Gauge({
-    name: `${P}cases_resolved`,
-    help: "Cases resolved by analysts per rule hit, by current resolution (fraud, legitimate)",
-    labelNames: ["rule", "resolution"] as const,
-    registers: [registry],
-  });
+  // Both gauges are collected concurrently in one scrape: they share one read of the store,
+  // so a scrape never shows a precision computed from other counts than the ones beside it.
+  let read: { at: number; rows: ReturnType<typeof precisionRows> } | undefined;
+  const rows = () => {
+    const now = Date.now();
+    if (read === undefined || now - read.at > 1000) read = { at: now, rows: precisionRows(store) };
+    return read.rows;
+  };
   new Gauge({
     name: precisionName,
     help: "Per rule: cases resolved as fraud ÷ cases resolved (each case counted once per rule it hit)",
     labelNames: ["rule"] as const,
     registers: [registry],
     async collect() {
+      const all = await rows();
       this.reset();
-      resolved.reset();
-      for (const r of await precisionRows(store)) {
-        resolved.set({ rule: r.rule_id, resolution: "fraud" }, r.fraud);
-        resolved.set({ rule: r.rule_id, resolution: "legitimate" }, r.legitimate);
-        if (r.precision !== null) this.set({ rule: r.rule_id }, r.precision);
+      for (const r of all) if (r.precision !== null) this.set({ rule: r.rule_id }, r.precision);
+    },
+  });
+  new Gauge({
+    name: `${P}cases_resolved`,
+    help: "Cases resolved by analysts per rule hit, by current resolution (fraud, legitimate)",
+    labelNames: ["rule", "resolution"] as const,
+    registers: [registry],
+    async collect() {
+      const all = await rows();
+      this.reset();
+      for (const r of all) {
+        this.set({ rule: r.rule_id, resolution: "fraud" }, r.fraud);
+        this.set({ rule: r.rule_id, resolution: "legitimate" }, r.legitimate);
       }
     },
   });
@@ -81,7 +94,7 @@ function registerMetrics(registry: Registry, store: CaseStore): void {
 
 export function registerCasesApi(app: FastifyInstance, deps: CasesApiDeps): void {
   const store = deps.caseStore;
-  if (store && deps.registry) registerMetrics(deps.registry, store);
+  if (store && deps.registry) registerCaseMetrics(deps.registry, store);
 
   const unavailable = (reply: FastifyReply) =>
     reply.code(503).send({ error: "unavailable", reason: "this dashboard has no case store" });

@@ -68,7 +68,8 @@ export const processorOptions = defineOptions([
     key: "rules.file",
     flag: "rules",
     env: "PAYSTREAM_RULES_FILE",
-    description: "fraud rules file (YAML/JSON); reloaded on change or SIGHUP",
+    description:
+      "fraud rules file (YAML/JSON): published to the rules log at start-up and when it changes (or on SIGHUP)",
     parse: p.string({ min: 1 }),
     default: "config/rules.default.yaml",
   },

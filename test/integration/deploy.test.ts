@@ -500,7 +500,7 @@ describe("Helm chart", () => {
 
     const dashboard = policy("dashboard");
     assert.deepEqual(dashboard.ingress[0].ports, [{ port: "http", protocol: "TCP" }]);
-    assert.ok(!dashboard.ingress[0].from.some(prometheus), "nothing scrapes the dashboard");
+    assert.ok(dashboard.ingress[0].from.some(prometheus), "Prometheus scrapes precision per rule");
     assert.deepEqual(
       [...egressPorts(dashboard)].sort(),
       ["TCP/5000", "TCP/53", "TCP/6379", "TCP/9092", "TCP/9464", "UDP/53"],
@@ -809,10 +809,14 @@ describe("Helm chart: monitoring from monitoring/'s own files", () => {
     assert.equal(count(without, "ServiceMonitor"), 0, "no CRD, no ServiceMonitor: the install would fail");
     assert.equal(count(without, "PrometheusRule"), 0);
     const withCrds = render([COLLECTOR], OPERATOR_CRDS);
-    assert.equal(count(withCrds, "ServiceMonitor"), 2, "processor and collector");
+    assert.equal(count(withCrds, "ServiceMonitor"), 3, "processor, collector and dashboard");
     assert.equal(count(withCrds, "PrometheusRule"), RULE_FILES.size, "one per rule file");
     const onlyMonitors = render([], ["--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"]);
-    assert.equal(count(onlyMonitors, "ServiceMonitor"), 1);
+    assert.equal(
+      count(onlyMonitors, "ServiceMonitor"),
+      2,
+      "processor and dashboard (no collector by default)",
+    );
     assert.equal(count(onlyMonitors, "PrometheusRule"), 0, "each CRD is asked for on its own");
     // What `helm template` users must pass: the group version alone does not name the CRD.
     assert.equal(count(render([], ["--api-versions", "monitoring.coreos.com/v1"]), "ServiceMonitor"), 0);
@@ -820,7 +824,7 @@ describe("Helm chart: monitoring from monitoring/'s own files", () => {
     const off = render(["serviceMonitor.enabled=false", "prometheusRule.enabled=false"], OPERATOR_CRDS);
     assert.equal(count(off, "ServiceMonitor") + count(off, "PrometheusRule"), 0);
     const forced = render(["serviceMonitor.enabled=true", "prometheusRule.enabled=true"]);
-    assert.equal(count(forced, "ServiceMonitor"), 1);
+    assert.equal(count(forced, "ServiceMonitor"), 2);
     assert.equal(count(forced, "PrometheusRule"), RULE_FILES.size);
     refuses(["serviceMonitor.enabled=sometimes"], /serviceMonitor\/enabled/);
 

@@ -16,8 +16,10 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { parse as parseYaml } from "yaml";
+import { EmbeddedCaseStore } from "../../src/adapters/embedded/cases.ts";
 import { collectorOptions, toCollectorConfig } from "../../src/collector/config.ts";
 import { Collector } from "../../src/collector/service.ts";
+import { registerCaseMetrics } from "../../src/dashboard/cases-api.ts";
 import { loadConfig } from "../../src/lib/config.ts";
 import { createServiceHttp, listen } from "../../src/lib/http.ts";
 import { createLogger } from "../../src/lib/log.ts";
@@ -150,10 +152,11 @@ async function exposedNames(): Promise<Set<string>> {
   return names;
 }
 
-/** One registry with the processor's and the collector's metrics, as `paystream up` serves. */
+/** One registry with the processor's, the collector's and the dashboard's metrics, as `paystream up` serves. */
 function buildRegistry() {
   const registry = createRegistry("monitoring-test");
   const processor = createProcessorMetrics(registry);
+  registerCaseMetrics(registry, new EmbeddedCaseStore());
   const cfg = toCollectorConfig(
     loadConfig(collectorOptions, { argv: ["--accounts", "1000", "--merchants", "500"], env: {} }).values,
   );
@@ -379,7 +382,7 @@ describe("Prometheus rules", () => {
     ]);
   });
 
-  it("use only metric names that the processor and collector register", async () => {
+  it("use only metric names that the processor, collector and dashboard register", async () => {
     const exposed = await exposedNames();
     assert.ok(
       exposed.has("paystream_consumer_lag_seconds") && exposed.has("paystream_collector_actual_rate"),

@@ -34,6 +34,7 @@ export const upOptions = defineOptions([
     "warehouse",
     "kafka.topic",
     "kafka.groupId",
+    "kafka.rulesTopic",
     "rules.file",
     "window.ms",
     "window.latenessMs",
