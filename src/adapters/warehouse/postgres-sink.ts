@@ -98,6 +98,8 @@ export interface PgWriteStats {
 
 /** unique_violation (a key stored already, or twice in the batch) and deadlock_detected. */
 const DIRECT_FALLBACK_SQLSTATES = new Set(["23505", "40P01"]);
+/** Runs of the staged write that may end as a deadlock victim before the error is the caller's. */
+const STAGED_DEADLOCK_ATTEMPTS = 4;
 
 // ----------------------------------------------------------------------------- COPY text encoding
 
@@ -382,17 +384,22 @@ export class PostgresWarehouse implements InspectableWarehouse {
         return rows.length;
       }
       this.#stats.staged++;
-      await client.query("BEGIN");
-      let inserted: number;
-      try {
-        await copyIn(client, p.copySql, text);
-        inserted = (await client.query(p.insertSql)).rowCount ?? 0;
-        await client.query("COMMIT");
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => {});
-        throw err;
+      // The staged insert takes its keys in one order, but a concurrent direct COPY takes them
+      // in the batch's order: PostgreSQL may pick the staged one as the deadlock victim. Its
+      // transaction is rolled back whole, so running it again is safe.
+      for (let attempt = 1; ; attempt++) {
+        await client.query("BEGIN");
+        try {
+          await copyIn(client, p.copySql, text);
+          const inserted = (await client.query(p.insertSql)).rowCount ?? 0;
+          await client.query("COMMIT");
+          return inserted;
+        } catch (err) {
+          await client.query("ROLLBACK").catch(() => {});
+          if (attempt < STAGED_DEADLOCK_ATTEMPTS && (err as { code?: unknown }).code === "40P01") continue;
+          throw err;
+        }
       }
-      return inserted;
     } catch (err) {
       if (isPaystreamError(err)) throw err;
       const kind = classifyPgError(err);
