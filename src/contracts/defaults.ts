@@ -43,6 +43,8 @@ export const ProcessorDefaults = {
   /** Backoff cap between retries of a failing write. */
   maxBackoffMs: 2 * SECOND,
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  /** How often analysts' case status changes are copied into the warehouse (docs/cases.md). */
+  caseSyncIntervalMs: 5 * SECOND,
 } as const;
 
 /** Default append-time span replayed to rebuild a gained partition: window + lateness + margin. */

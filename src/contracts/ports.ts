@@ -155,6 +155,15 @@ export interface CaseStore {
   get(caseId: string): Promise<FraudCase | undefined>;
   /** Records a status change (with who and when); undefined when the case does not exist. */
   setStatus(caseId: string, change: CaseStatusChange): Promise<FraudCase | undefined>;
+  /**
+   * The change feed the processor syncs into the warehouse: cases whose status was last
+   * changed at or after `sinceMs` (the store's clock when it recorded the change), oldest
+   * change first, as they are now; and the cursor to pass next time. At most `limit` cases,
+   * except when more than `limit` changes share one millisecond: then all of that millisecond,
+   * so the cursor always moves on. A case may come back in a later call (rewriting it is
+   * idempotent); a change is never skipped while the feed keeps it (30 days).
+   */
+  changedSince(sinceMs: number, limit: number): Promise<{ cases: FraudCase[]; cursor: number }>;
   /** Resolved hits per rule id, counting each case's current resolution once per rule it hit. */
   resolutions(): Promise<Map<string, RuleResolutions>>;
   close(): Promise<void>;
@@ -170,8 +179,9 @@ export interface Warehouse {
   writeTransactions(rows: TransactionRow[]): Promise<void>;
   writeAlerts(alerts: Alert[]): Promise<void>;
   /**
-   * Cases as filed (`fraud_cases`), upserted by case_id: a replay rewrites rather than adds,
-   * and a state with fewer hits never overwrites one with more. Every backend implements it;
+   * Cases (`fraud_cases`), upserted by case_id: a replay rewrites rather than adds, a state
+   * with fewer hits never overwrites the hits of one with more, and a status set earlier never
+   * overwrites one set later (status_at). Every backend implements it;
    * optional so that test doubles of the other tables need not.
    */
   writeCases?(cases: readonly FraudCase[]): Promise<void>;

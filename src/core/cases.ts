@@ -141,6 +141,47 @@ export function applyStatus(c: FraudCase, change: CaseStatusChange): FraudCase {
   return { ...c, status: change.status, history: [...c.history, entry] };
 }
 
+/** One entry of a case store's change feed: a case and when its status last changed (store clock). */
+export interface FeedEntry {
+  readonly caseId: string;
+  readonly atMs: number;
+}
+
+/** Change-feed order: by change time, then case id (a Redis sorted set's order for equal scores). */
+export function compareFeed(a: FeedEntry, b: FeedEntry): number {
+  return a.atMs - b.atMs || (a.caseId < b.caseId ? -1 : a.caseId > b.caseId ? 1 : 0);
+}
+
+/**
+ * Where a change feed read goes on, given the first `limit` entries at or after `sinceMs`
+ * (in compareFeed order) read atomically at store time `nowMs`. Stores stamp changes with a
+ * clock that does not go back, so a change recorded after the read is stamped `nowMs` or
+ * later: a short page has read everything before `nowMs`, and the cursor stays on `nowMs`
+ * because that millisecond may still get changes. A full page may stop inside its last
+ * millisecond: the next read starts at that millisecond again. A full page within ONE
+ * millisecond could never move on that way: the caller reads that whole millisecond
+ * (`wholeMs`) and the cursor goes past it.
+ */
+export function feedCursor(
+  page: readonly FeedEntry[],
+  limit: number,
+  sinceMs: number,
+  nowMs: number,
+): { cursor: number; wholeMs?: number } {
+  if (page.length < limit) return { cursor: Math.max(sinceMs, nowMs) };
+  const first = page[0]!.atMs;
+  const last = page[page.length - 1]!.atMs;
+  if (first < last) return { cursor: last };
+  return { cursor: last + 1, wholeMs: last };
+}
+
+/** Refuses a change-feed page size that could not make progress. */
+export function checkFeedLimit(limit: number): void {
+  if (!Number.isSafeInteger(limit) || limit < 1) {
+    throw new RangeError(`changedSince: limit must be a positive integer, got ${limit}`);
+  }
+}
+
 /** What one case contributes to precision: each rule it hit once, under its current resolution. */
 export function resolutionsOf(c: FraudCase | undefined): Map<string, RuleResolutions> {
   const out = new Map<string, RuleResolutions>();

@@ -111,6 +111,15 @@ export const processorOptions = defineOptions([
     defaultHelp: "the window (--window)",
   },
   {
+    key: "cases.syncIntervalMs",
+    flag: "case-sync-interval",
+    env: "PAYSTREAM_CASE_SYNC_INTERVAL",
+    description:
+      "how often analysts' case status changes are copied from the case store into the warehouse's fraud_cases (docs/cases.md)",
+    parse: p.duration(100, HOUR),
+    default: ProcessorDefaults.caseSyncIntervalMs,
+  },
+  {
     key: "dedup.shared",
     flag: "dedup-shared",
     env: "PAYSTREAM_DEDUP_SHARED",
@@ -244,6 +253,8 @@ export interface ProcessorConfig {
   dedupTtlMs: number;
   /** Event-time gap that ends a case (docs/cases.md); default the window. */
   caseGapMs: number;
+  /** How often case status changes are synced into the warehouse (docs/cases.md). */
+  caseSyncIntervalMs: number;
   recoverySpanMs: number;
   piiKey: string | undefined;
   /** The DLQ sealing key (64 hex digits) and its id; both secrets' absence is allowed. */
@@ -287,6 +298,7 @@ export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorCo
     dedupShared: v["dedup.shared"],
     dedupTtlMs: v["dedup.ttlMs"],
     caseGapMs: v["cases.gapMs"] ?? v["window.ms"],
+    caseSyncIntervalMs: v["cases.syncIntervalMs"],
     recoverySpanMs: v["recovery.spanMs"] ?? defaultRecoverySpanMs(v["window.ms"], v["window.latenessMs"]),
     piiKey: v["pii.key"],
     dlqKey: v["dlq.key"],

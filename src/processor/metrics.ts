@@ -126,6 +126,11 @@ export function createProcessorMetrics(registry: Registry) {
       labelNames: ["outcome"] as const,
       registers,
     }),
+    caseStatusSynced: new Counter({
+      name: `${P}case_status_synced_total`,
+      help: "Cases written to the warehouse's fraud_cases by the status sync (analysts' status changes; a case re-read after a restart counts again)",
+      registers,
+    }),
     rulesReloads: new Counter({
       name: `${P}rules_reloads_total`,
       help: "Rule set versions applied from the rules log (and file reloads), by result (ok, error: refused, previous rules kept)",

@@ -48,6 +48,7 @@ import { evaluate, type RuleSet } from "../core/rules.ts";
 import { type DecodeOptions, decodeOptionsFrom, decodeTransaction } from "../core/schema.ts";
 import { WindowStore, type WindowStoreOptions } from "../core/window.ts";
 import type { Logger } from "../lib/log.ts";
+import { CaseStatusSync } from "./case-sync.ts";
 import { Coalescer } from "./coalesce.ts";
 import { type DeadLetterDeps, DeadLetters, writeOrDeadLetter } from "./dead-letter.ts";
 import { DependencyHealth, type Health } from "./health.ts";
@@ -69,7 +70,8 @@ export interface ProcessorDeps {
   deduper?: Deduper;
   /**
    * Cases (docs/cases.md): each batch's live alerts are filed once the alert store holds them,
-   * and the touched cases upserted into the warehouse's fraud_cases, before the commit.
+   * and the touched cases upserted into the warehouse's fraud_cases, before the commit. The
+   * analysts' status changes are synced from its change feed into fraud_cases (case-sync.ts).
    */
   caseStore?: CaseStore;
   masker: Masker;
@@ -111,6 +113,8 @@ export interface ProcessorOptions {
   maxFutureSkewMs?: number;
   maxAgeMs?: number;
   maxAmountMinor?: number;
+  /** How often case status changes are synced into the warehouse (with a case store). */
+  caseSyncIntervalMs?: number;
 }
 
 interface BatchOutputs {
@@ -146,6 +150,8 @@ export class Processor {
   #commitChain: Promise<void> = Promise.resolve();
   /** Case filing, one batch after another: a case's warehouse row never goes back to an older state. */
   #caseChain: Promise<void> = Promise.resolve();
+  /** Copies analysts' status changes into fraud_cases; with a case store and writeCases only. */
+  readonly #caseSync: CaseStatusSync | undefined;
   #closed = false;
   readonly #deps: DependencyHealth;
   /** Why the processor is not ready, per dependency; empty when ready. */
@@ -198,6 +204,7 @@ export class Processor {
       maxFutureSkewMs: DEFAULT_MAX_FUTURE_SKEW_MS,
       maxAgeMs: DEFAULT_MAX_EVENT_AGE_MS,
       maxAmountMinor: DEFAULT_MAX_AMOUNT_MINOR,
+      caseSyncIntervalMs: ProcessorDefaults.caseSyncIntervalMs,
       ...opts,
     };
     this.#decode = decodeOptionsFrom(this.#o);
@@ -208,6 +215,18 @@ export class Processor {
     this.#deps.up("alert_store", "kafka", "commit", wh, `${wh}_alerts`);
     if (deps.deduper) this.#deps.up("dedup");
     if (deps.caseStore) this.#deps.up("case_store", `${wh}_cases`);
+    this.#caseSync =
+      deps.caseStore && warehouse.writeCases
+        ? new CaseStatusSync({
+            store: deps.caseStore,
+            warehouse,
+            health: this.#deps,
+            metrics: deps.metrics,
+            log: deps.log,
+            now: this.#now,
+            intervalMs: this.#o.caseSyncIntervalMs,
+          })
+        : undefined;
     this.#letters = new DeadLetters(this.#o.dlqTopic, deps.masker, deps.dlqKey);
     const deadLetters: DeadLetterDeps = {
       letters: this.#letters,
@@ -275,6 +294,12 @@ export class Processor {
     return n;
   }
 
+  /** The partitions this replica owns, and those whose state is still being rebuilt. */
+  partitions(): { assigned: number[]; recovering: number[] } {
+    const sorted = (it: Iterable<number>) => [...it].sort((a, b) => a - b);
+    return { assigned: sorted(this.#stores.keys()), recovering: sorted(this.#recovering.keys()) };
+  }
+
   async start(): Promise<void> {
     await this.#d.source.start({
       onBatch: (records) => this.#onBatch(records),
@@ -305,6 +330,7 @@ export class Processor {
         this.#d.log.info({ partitions: parts.map((p) => p.partition) }, "partitions revoked");
       },
     });
+    this.#caseSync?.start();
   }
 
   #newStore(): WindowStore {
@@ -629,11 +655,16 @@ export class Processor {
     this.#d.onFatal?.(err);
   }
 
-  /** Graceful stop: no new batches, everything in flight made durable and committed, then disconnect. */
+  /**
+   * Graceful stop: no new batches, everything in flight made durable and committed, then
+   * disconnect. The status sync stops here too, before the caller closes the warehouse; once
+   * closed, a sync write still retrying gives up (the next start rereads the day's changes).
+   */
   async close(): Promise<void> {
     await this.#d.source.stop();
     await this.drain().catch(() => {});
     this.#closed = true;
+    await this.#caseSync?.stop();
     await this.#d.source.close();
   }
 }

@@ -153,6 +153,7 @@ export async function startProcessor(
       maxAmountMinor: cfg.maxAmountMinor,
       maxInFlight: cfg.maxInFlight,
       recoverySpanMs: cfg.recoverySpanMs,
+      caseSyncIntervalMs: cfg.caseSyncIntervalMs,
       dlqTopic: cfg.kafka.dlqTopic,
       alertsTopic: cfg.kafka.alertsTopic,
     },
@@ -235,6 +236,9 @@ export async function startProcessor(
     totals: processor.totals,
     alertsByRule: Object.fromEntries(processor.alertsByRule),
     windowAccounts: processor.windowAccounts(),
+    // Which partitions this replica owns and is still rebuilding: a partition whose lag never
+    // falls is either owned by no live replica or stuck in its owner's recovery.
+    partitions: processor.partitions(),
     rules: processor.rules.compiled.map((c) => c.id),
     rulesVersion: processor.rulesVersion ?? null,
     shadowRules: [...processor.rules.shadowIds],

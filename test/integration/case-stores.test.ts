@@ -85,6 +85,53 @@ describe("case stores on Redis and embedded", () => {
     assert.deepEqual([...cases.values()][0]!.hits.map((h) => h.alertId).sort(), ids.sort());
   });
 
+  it("agree on the change feed: changed cases oldest change first, as they are now, paged by cursor", async () => {
+    const prefix = uniqueName("cf");
+    const seq = alerts(prefix);
+    const since = Date.now() - 1000;
+    const r = new RedisCaseStore(redis, { gapMs: GAP });
+    const e = new EmbeddedCaseStore({ gapMs: GAP });
+    const ours = (cases: FraudCase[]) => cases.filter((c) => c.caseId.startsWith(`${prefix}-`));
+    const feeds: [string, FraudCase[][]][] = [];
+    for (const store of [r, e]) {
+      await store.fileAlerts(seq);
+      const ids = [`${prefix}-5`, `${prefix}-1`, `${prefix}-3`];
+      const page = async () => ours((await store.changedSince(since, 500)).cases);
+      assert.deepEqual(await page(), [], "no status changed yet");
+      const by = "ana";
+      // A few milliseconds apart, so the change order does not depend on ties.
+      const tick = () => new Promise((res) => setTimeout(res, 3));
+      for (const id of ids) {
+        await store.setStatus(id, { status: "acknowledged", by, atMs: Date.now() });
+        await tick();
+      }
+      await store.setStatus(ids[0]!, { status: "resolved_fraud", by, atMs: Date.now(), note: "n" });
+      const all = await page();
+      // The whole feed, read in pages of two from the same start.
+      const paged: FraudCase[] = [];
+      let cursor = since;
+      for (let i = 0; i < 10_000; i++) {
+        const got = await store.changedSince(cursor, 2);
+        paged.push(...ours(got.cases));
+        if (got.cases.length < 2) break;
+        assert.ok(got.cursor > cursor, "the cursor moves on");
+        cursor = got.cursor;
+      }
+      feeds.push([store === r ? "redis" : "embedded", [all, paged]]);
+    }
+    const view = (cs: FraudCase[]) => cs.map((c) => [c.caseId, c.status, c.history.map((h) => h.status)]);
+    const ids = (cs: FraudCase[]) => [...new Set(cs.map((c) => c.caseId))].sort();
+    const expected = [
+      [`${prefix}-1`, "acknowledged", ["acknowledged"]],
+      [`${prefix}-3`, "acknowledged", ["acknowledged"]],
+      [`${prefix}-5`, "resolved_fraud", ["acknowledged", "resolved_fraud"]],
+    ];
+    for (const [name, [all, paged]] of feeds) {
+      assert.deepEqual(view(all!), expected, name);
+      assert.deepEqual(ids(paged!), ids(all!), `${name}: paging reads the same cases`);
+    }
+  });
+
   it("keeps status changes and counts each case once per rule under its current resolution", async () => {
     const prefix = uniqueName("cr");
     const seq = alerts(prefix).slice(0, 2);

@@ -2,8 +2,9 @@
  * Cases end to end on the real broker and Redis, DuckDB as the warehouse: one incident that
  * trips several rules is one case; a burst after the gap is a second case; a status set
  * through the API survives a restart and a full replay (a new consumer group re-reads the
- * topic and raises the same alerts again); fraud_cases holds one row per case; precision
- * follows the resolution.
+ * topic and raises the same alerts again); the status change reaches fraud_cases through the
+ * processor's status sync (without the analyst's note); fraud_cases holds one row per case;
+ * precision follows the resolution.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,9 +14,10 @@ import { after, before, describe, it } from "node:test";
 import Fastify from "fastify";
 import { KafkaSink, KafkaSource } from "../../src/adapters/kafka/log.ts";
 import { RedisAlertStore } from "../../src/adapters/redis/alerts.ts";
-import { RedisCaseStore } from "../../src/adapters/redis/cases.ts";
+import { CaseKeys, RedisCaseStore } from "../../src/adapters/redis/cases.ts";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.ts";
 import { DuckDbWarehouse } from "../../src/adapters/warehouse/duckdb.ts";
+import { alertId } from "../../src/core/alert.ts";
 import { registerCasesApi } from "../../src/dashboard/cases-api.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
@@ -60,7 +62,8 @@ describe("cases end to end", () => {
         metrics: createProcessorMetrics(testRegistry("cases")),
         log: createLogger("it", "warn"),
       },
-      { rules: defaultRules(), dlqTopic: topics.dlq, alertsTopic: topics.alerts },
+      // A short sync interval only shortens the wait below; 5 s would do as well.
+      { rules: defaultRules(), dlqTopic: topics.dlq, alertsTopic: topics.alerts, caseSyncIntervalMs: 200 },
     );
     await p.start();
     return p;
@@ -90,8 +93,19 @@ describe("cases end to end", () => {
 
     let p = await startProcessor(uniqueName("cases-g1"));
     const store = cases();
-    const ofAccount = async () =>
-      (await store.list({ limit: 10_000 })).filter((c) => c.accountId === account);
+    // Through the alert → case index, not list(): list() pages over every case in the shared
+    // Redis, where other suites leave tens of thousands of open cases ahead of these.
+    const ruleIds = defaultRules().compiled.map((c) => c.id);
+    const alertKeys = ["a", "b"].flatMap((tag) =>
+      Array.from({ length: 10 }, (_, i) => `${account}-${tag}-${i}`).flatMap((tx) =>
+        ruleIds.map((rule) => CaseKeys.alert(alertId(rule, account, tx))),
+      ),
+    );
+    const ofAccount = async () => {
+      const ids = new Set((await redis.mGet(alertKeys)).filter((id): id is string => id !== null));
+      const found = await Promise.all([...ids].map((id) => store.get(id)));
+      return found.filter((c) => c !== undefined);
+    };
     await waitFor(
       async () => (await ofAccount()).length === 2 && p.totals.records === 20,
       60_000,
@@ -126,6 +140,28 @@ describe("cases end to end", () => {
     });
     assert.equal(bad.statusCode, 400);
 
+    // The processor's status sync copies the change into fraud_cases.
+    const resolvedAt = Date.parse((res.json() as { history: { at: string }[] }).history[0]!.at);
+    const synced = async () => {
+      const row = await wh.getCase(first.caseId);
+      return row?.status === "resolved_fraud" ? row : undefined;
+    };
+    await waitFor(async () => (await synced()) !== undefined, 60_000, "the status change in fraud_cases");
+    const assertSynced = async (when: string) => {
+      const row = await synced();
+      assert.ok(row, `${when}: fraud_cases says resolved_fraud`);
+      assert.equal(row.status_by, "demo", when);
+      assert.equal(row.status_at, resolvedAt, when);
+      assert.equal(row.hit_count, alertsByCase[0], when);
+      assert.deepEqual(
+        JSON.parse(String(row.status_history)),
+        [{ status: "resolved_fraud", by: "demo", at: new Date(resolvedAt).toISOString() }],
+        when,
+      );
+      assert.doesNotMatch(JSON.stringify(row), /customer confirmed/, `${when}: no note in the warehouse`);
+    };
+    await assertSynced("after the sync");
+
     // Restart on a new group: everything is read and every alert raised again.
     await p.close();
     p = await startProcessor(uniqueName("cases-g2"));
@@ -156,6 +192,8 @@ describe("cases end to end", () => {
     const counts = await wh.countByKey("fraud_cases", [first.caseId, second.caseId]);
     assert.deepEqual([...counts.values()], [1, 1]);
     assert.equal((await wh.getCase(first.caseId))?.hit_count, alertsByCase[0]);
+    await assertSynced("after the restart and replay");
+    assert.equal((await wh.getCase(second.caseId))?.status, "open");
 
     // Precision: the resolved case counts once as fraud for each rule it hit.
     const precision = (await app.inject({ method: "GET", url: "/api/cases/precision" })).json() as {

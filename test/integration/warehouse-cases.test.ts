@@ -1,6 +1,7 @@
 /**
- * fraud_cases and fraud_alerts.rule_set_version (migration 002) on DuckDB and PostgreSQL:
- * one test body run for both, each on a fresh database.
+ * fraud_cases (migrations 002, 003: status columns and their guards) and
+ * fraud_alerts.rule_set_version on DuckDB and PostgreSQL: one test body run for both, each on
+ * a fresh database.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -68,6 +69,73 @@ for (const [name, open] of backends) {
         await wh.writeCases([resolved]);
         row = await wh.getCase("c1");
         assert.equal(row?.status, "resolved_fraud");
+      } finally {
+        await wh.close();
+      }
+    });
+
+    it("status columns: a status change lands; filing and status writes race without losing either", async () => {
+      const wh = await open();
+      try {
+        const id = uniqueName("s1");
+        const one = fileAlert(undefined, alert(id, "velocity", T0), 60_000).case;
+        const two = fileAlert(one, alert(`${id}-2`, "big", T0 + 1000), 60_000).case;
+        const three = fileAlert(two, alert(`${id}-3`, "velocity", T0 + 2000), 60_000).case;
+        const acked = applyStatus(two, { status: "acknowledged", by: "ana", atMs: T0 + 10 });
+        const resolved = applyStatus(acked, {
+          status: "resolved_fraud",
+          by: "bo",
+          atMs: T0 + 20,
+          note: "customer confirmed, DOB 1980-02-03",
+        });
+        await wh.writeCases([one]);
+        let row = await wh.getCase(id);
+        assert.deepEqual([row?.status, row?.status_by, row?.status_at], ["open", null, null]);
+        assert.deepEqual(JSON.parse(String(row?.status_history)), []);
+
+        // The status sync writes the analyst's change (its copy has two hits).
+        await wh.writeCases([resolved]);
+        row = await wh.getCase(id);
+        assert.deepEqual(
+          [row?.status, row?.status_by, row?.status_at, row?.hit_count],
+          ["resolved_fraud", "bo", T0 + 20, 2],
+        );
+        assert.deepEqual(JSON.parse(String(row?.status_history)), [
+          { status: "acknowledged", by: "ana", at: new Date(T0 + 10).toISOString() },
+          { status: "resolved_fraud", by: "bo", at: new Date(T0 + 20).toISOString() },
+        ]);
+        assert.doesNotMatch(JSON.stringify(row), /customer confirmed|1980/);
+
+        // Filing writes computed before the change: more hits (never changed) and the same
+        // hits (acknowledged, older): the hits are taken, the newer status stays.
+        await wh.writeCases([three]);
+        await wh.writeCases([acked]);
+        row = await wh.getCase(id);
+        assert.deepEqual(
+          [row?.status, row?.status_by, row?.status_at, row?.hit_count],
+          ["resolved_fraud", "bo", T0 + 20, 3],
+        );
+        assert.equal(row?.last_seen, T0 + 2000);
+        assert.deepEqual(JSON.parse(String(row?.alert_ids)), [id, `${id}-2`, `${id}-3`]);
+
+        // A later status change synced from a copy with fewer hits never shrinks them.
+        const reopened = applyStatus(resolved, { status: "open", by: "cy", atMs: T0 + 30 });
+        await wh.writeCases([reopened]);
+        row = await wh.getCase(id);
+        assert.deepEqual(
+          [row?.status, row?.status_by, row?.status_at, row?.hit_count],
+          ["open", "cy", T0 + 30, 3],
+        );
+        assert.equal(JSON.parse(String(row?.status_history)).length, 3);
+
+        // Replaying every write, in any order and in one batch, changes nothing but updated_at.
+        const { updated_at: _, ...settled } = row ?? {};
+        for (const batch of [[one, resolved, three, acked, reopened], [reopened, one], [three], [acked]]) {
+          await wh.writeCases(batch);
+          const { updated_at: __, ...again } = (await wh.getCase(id)) ?? {};
+          assert.deepEqual(again, settled);
+        }
+        assert.deepEqual([...(await wh.countByKey("fraud_cases", [id]))], [[id, 1]]);
       } finally {
         await wh.close();
       }

@@ -154,7 +154,7 @@ for (const b of backends) {
       const target = b.fresh();
       const first = await open(target);
       try {
-        assert.deepEqual(first.migrations, { applied: [1, 2], current: [1, 2] });
+        assert.deepEqual(first.migrations, { applied: [1, 2, 3], current: [1, 2, 3] });
         assert.deepEqual(
           await first.tableColumns("transactions"),
           TRANSACTIONS.columns.map((c) => c.name),
@@ -173,7 +173,7 @@ for (const b of backends) {
       }
       const again = await open(target);
       try {
-        assert.deepEqual(again.migrations, { applied: [], current: [1, 2] });
+        assert.deepEqual(again.migrations, { applied: [], current: [1, 2, 3] });
         assert.equal(await again.countTransactions(), 10, "rows survive a close and reopen");
       } finally {
         await again.close();
@@ -332,7 +332,7 @@ describe("warehouse sink: DuckDB specifics", () => {
     const target = backends[0]!.fresh();
     const [a, b] = await Promise.all([open(target), open(target)]);
     try {
-      assert.deepEqual([a.migrations?.applied, b.migrations?.applied].sort(), [[], [1, 2]]);
+      assert.deepEqual([a.migrations?.applied, b.migrations?.applied].sort(), [[], [1, 2, 3]]);
       await Promise.all([a.writeTransactions(rows(0, 3000)), b.writeTransactions(rows(2000, 5000))]);
       assert.equal(await a.countTransactions(), 5000);
       assert.deepEqual(await a.duplicateTransactionIds(), []);
@@ -526,8 +526,8 @@ describe("warehouse sink: PostgreSQL specifics", () => {
     const opened = await Promise.all(Array.from({ length: 4 }, () => open(target)));
     try {
       const applied = opened.flatMap((w) => w.migrations?.applied ?? []);
-      assert.deepEqual(applied, [1, 2]);
-      for (const w of opened) assert.deepEqual(w.migrations?.current, [1, 2]);
+      assert.deepEqual(applied, [1, 2, 3]);
+      for (const w of opened) assert.deepEqual(w.migrations?.current, [1, 2, 3]);
     } finally {
       await Promise.all(opened.map((w) => w.close()));
     }

@@ -12,11 +12,18 @@
  *   fraud:cases:<status>              sorted set              — the queue per status (core queueScore)
  *   fraud:cases:expiry                sorted set, score = ms  — when each case's keys expire
  *   fraud:cases:resolved:<resolution> hash rule → count       — precision counters, per current resolution
+ *   fraud:cases:changed               sorted set, score = ms  — change feed: when each case's status last changed
  *
  * Memory: every key of a case expires `resolvedTtlMs` (default 30 days) after the case was
  * resolved, or `openTtlMs` (default 90 days) after its last hit or status change while it is
  * unresolved. The queue sets drop expired ids as each write sweeps `fraud:cases:expiry`.
  * The counters (one field per rule) are kept: precision covers every resolution made.
+ *
+ * The change feed (changedSince) is what the processor syncs into the warehouse. A status
+ * change adds its case inside the same script that writes the change, scored with Redis's
+ * own clock (TIME): one clock, and scripts run one at a time, so entries are added in score
+ * order and a reader's cursor never passes a change that is still to be recorded. Entries
+ * older than 30 days are trimmed by the same script.
  */
 import type { Alert } from "../../contracts/alert.ts";
 import {
@@ -28,14 +35,22 @@ import {
 import type { CaseStore, RuleResolutions } from "../../contracts/ports.ts";
 import {
   applyStatus,
+  checkFeedLimit,
   compareCases,
   DEFAULT_CASE_GAP_MS,
+  feedCursor,
   fileAlert,
   isResolved,
   queueScore,
   resolutionDelta,
 } from "../../core/cases.ts";
 import type { Redis } from "./client.ts";
+
+/** Milliseconds of a TIME reply: [seconds, microseconds] as strings. */
+function redisTimeMs(reply: unknown): number {
+  const [sec, usec] = reply as [string, string];
+  return Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+}
 
 export const CaseKeys = {
   case: (id: string) => `fraud:case:${id}`,
@@ -44,9 +59,12 @@ export const CaseKeys = {
   queue: (s: CaseStatus) => `fraud:cases:${s}`,
   expiry: "fraud:cases:expiry",
   resolved: (r: "fraud" | "legitimate") => `fraud:cases:resolved:${r}`,
+  changed: "fraud:cases:changed",
 } as const;
 
 const DAY = 86_400_000;
+/** How long the change feed keeps a status change. */
+const FEED_TTL_MS = 30 * DAY;
 /** A pointer check meaning "this write does not move the account's current case". */
 const ANY = "\u0000any";
 
@@ -54,7 +72,8 @@ const ANY = "\u0000any";
  * KEYS[1] account pointer, KEYS[2] expiry zset, KEYS[3..] the cases written.
  * ARGV: expected pointer (ANY: not checked), new pointer (ANY: unchanged), now ms, pointer ttl ms,
  * then per case: expected rev ("0": must not exist), json, old status ("" if new), status,
- * score, ttl ms, alert count, alert ids...; then delta count, then per delta: rule, fraud, legitimate.
+ * score, ttl ms, alert count, alert ids...; then delta count, then per delta: rule, fraud, legitimate;
+ * then "1" to record the (single) case in the change feed, else "0".
  * Returns 0 (and writes nothing) when something read before has changed.
  */
 const WRITE_CASES = `
@@ -75,6 +94,7 @@ local statuses = {'open', 'acknowledged', 'resolved_fraud', 'resolved_legitimate
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 200)
 for _, id in ipairs(old) do
   for _, s in ipairs(statuses) do redis.call('ZREM', 'fraud:cases:' .. s, id) end
+  redis.call('ZREM', 'fraud:cases:changed', id)
   redis.call('ZREM', KEYS[2], id)
 end
 i = 5
@@ -104,6 +124,12 @@ for d = 1, nd do
   local l = tonumber(ARGV[b + 3])
   if f ~= 0 then redis.call('HINCRBY', 'fraud:cases:resolved:fraud', ARGV[b + 1], f) end
   if l ~= 0 then redis.call('HINCRBY', 'fraud:cases:resolved:legitimate', ARGV[b + 1], l) end
+end
+if ARGV[i + 3 * nd + 1] == '1' then
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', 'fraud:cases:changed', ms, string.sub(KEYS[3], 12))
+  redis.call('ZREMRANGEBYSCORE', 'fraud:cases:changed', '-inf', '(' .. (ms - ${FEED_TTL_MS}))
 end
 return 1
 `;
@@ -232,6 +258,7 @@ export class RedisCaseStore implements CaseStore {
     expectPointer: string,
     nextPointer: string,
     writes: CaseWrite[],
+    feed = false,
   ): { keys: string[]; arguments: string[] } {
     const now = this.#now();
     const keys = [pointerKey, CaseKeys.expiry];
@@ -256,6 +283,7 @@ export class RedisCaseStore implements CaseStore {
     }
     args.push(String(deltas.size));
     for (const [rule, d] of deltas) args.push(rule, String(d.fraud), String(d.legitimate));
+    args.push(feed ? "1" : "0");
     return { keys, arguments: args };
   }
 
@@ -311,11 +339,37 @@ export class RedisCaseStore implements CaseStore {
       const w: CaseWrite = { before, after, alertIds: after.hits.map((h) => h.alertId) };
       const [ok] = await this.#eval((pipe, sha) => {
         // The alert index is rewritten so it keeps the case's (possibly new) TTL.
-        pipe.evalSha(sha, this.#script(CaseKeys.account(after.accountId), ANY, ANY, [w]));
+        pipe.evalSha(sha, this.#script(CaseKeys.account(after.accountId), ANY, ANY, [w], true));
       });
       if (Number(ok) === 1) return after;
     }
     throw new Error(`case ${caseId}: status change kept conflicting`);
+  }
+
+  async changedSince(sinceMs: number, limit: number): Promise<{ cases: FraudCase[]; cursor: number }> {
+    checkFeedLimit(limit);
+    // One transaction: the clock and the page are one snapshot, which feedCursor relies on.
+    const [time, entries] = (await this.#redis
+      .multi()
+      .time()
+      .zRangeWithScores(CaseKeys.changed, sinceMs, "+inf", {
+        BY: "SCORE",
+        LIMIT: { offset: 0, count: limit },
+      })
+      .exec()) as unknown as [unknown, { value: string; score: number }[]];
+    const page = entries.map((e) => ({ caseId: e.value, atMs: e.score }));
+    const { cursor, wholeMs } = feedCursor(page, limit, sinceMs, redisTimeMs(time));
+    const ids =
+      wholeMs === undefined
+        ? page.map((e) => e.caseId)
+        : await this.#redis.zRange(CaseKeys.changed, wholeMs, wholeMs, { BY: "SCORE" });
+    const stored = await this.#read(ids);
+    // A case whose keys expired leaves its feed entry until the next sweep: nothing to sync.
+    const cases = ids.flatMap((id) => {
+      const c = stored.get(id)?.c;
+      return c ? [c] : [];
+    });
+    return { cases, cursor };
   }
 
   async resolutions(): Promise<Map<string, RuleResolutions>> {

@@ -318,10 +318,11 @@ export class BigQueryWarehouse implements InspectableWarehouse {
   }
 
   /**
-   * Cases cannot be updated in place by streaming inserts: each filed state is a new row, and
-   * its insertId (case, hit count, status) makes BigQuery drop a replay of the same state (best
-   * effort, about a minute). Readers take the row with the most hits, then the latest
-   * updated_at, per case_id (docs/cases.md).
+   * Cases cannot be updated in place by streaming inserts: each written state is a new row, and
+   * its insertId (case, hit count, status, status time) makes BigQuery drop a replay of the same
+   * state (best effort, about a minute). The processor's filing and its status sync write
+   * independently, so per case_id readers take the hit columns from the row with the most hits
+   * and the status columns from the row with the latest status_at (docs/cases.md).
    */
   async writeCases(cases: readonly FraudCase[]): Promise<void> {
     const target = this.#tables.fraud_cases;
@@ -330,7 +331,7 @@ export class BigQueryWarehouse implements InspectableWarehouse {
       FRAUD_CASES,
       target,
       latestCaseRows(cases, Date.now()),
-      (r) => `${r.case_id}/${r.hit_count}/${r.status}`,
+      (r) => `${r.case_id}/${r.hit_count}/${r.status}/${r.status_at ?? 0}`,
     );
   }
 

@@ -111,10 +111,11 @@ export interface AlertRow {
 }
 
 /**
- * A `fraud_cases` row (migration 002): a case as the processor last filed it. Upserted by
- * case_id, and only over a row with no more hits, so a replay rewrites rather than adds and
- * an older state never overwrites a newer one. `status` is the status when last filed: status
- * changes made later in the dashboard live in the case store (docs/cases.md).
+ * A `fraud_cases` row (migrations 002, 003): a case's hits as last filed and its status as
+ * last changed. Upserted by case_id with one guard per column group (upsertCasesSql), so a
+ * replay rewrites rather than adds, fewer hits never overwrite more, and an older status never
+ * overwrites a newer one, whichever of the processor's filing and its status sync writes last
+ * (docs/cases.md).
  */
 export interface CaseRow {
   case_id: string;
@@ -128,6 +129,14 @@ export interface CaseRow {
   alert_ids: string;
   hit_count: number;
   updated_at: number;
+  /** Who set the current status, and when (epoch ms); null while it was never changed. */
+  status_by: string | null;
+  status_at: number | null;
+  /**
+   * JSON array `[{status, by, at}]`, oldest first, `at` in ISO 8601. Analysts' notes are left
+   * out: free text may hold personal data, and the warehouse holds none.
+   */
+  status_history: string;
 }
 
 // The read side lives with the ports (services read the warehouse through it); re-exported
@@ -253,11 +262,29 @@ export const FRAUD_CASES: TableDef<CaseRow> = {
     { name: "alert_ids", type: "json", nullable: false, get: (r) => r.alert_ids },
     { name: "hit_count", type: "int32", nullable: false, check: "hit_count > 0", get: (r) => r.hit_count },
     { name: "updated_at", type: "timestamp", nullable: false, get: (r) => r.updated_at },
+    // Added by migration 003, hence last (table order).
+    { name: "status_by", type: "text", nullable: true, get: (r) => r.status_by },
+    { name: "status_at", type: "timestamp", nullable: true, get: (r) => r.status_at },
+    { name: "status_history", type: "json", nullable: false, get: (r) => r.status_history },
   ],
 };
 
-/** The warehouse row of a case, stamped with when it was written. */
+/** The hit columns of fraud_cases: taken from the row with the most hits. */
+export const CASE_HIT_COLUMNS = [
+  "account_id",
+  "severity",
+  "first_seen",
+  "last_seen",
+  "rule_ids",
+  "alert_ids",
+  "hit_count",
+] as const;
+/** The status columns of fraud_cases: taken from the row whose status was set last. */
+export const CASE_STATUS_COLUMNS = ["status", "status_by", "status_at", "status_history"] as const;
+
+/** The warehouse row of a case, stamped with when it was written. Notes are never copied. */
 export function caseToRow(c: FraudCase, updatedAtMs: number): CaseRow {
+  const last = c.history.at(-1);
   return {
     case_id: c.caseId,
     account_id: c.accountId,
@@ -269,18 +296,39 @@ export function caseToRow(c: FraudCase, updatedAtMs: number): CaseRow {
     alert_ids: JSON.stringify(c.hits.map((h) => h.alertId)),
     hit_count: c.hits.length,
     updated_at: updatedAtMs,
+    status_by: last?.by ?? null,
+    status_at: last?.atMs ?? null,
+    status_history: JSON.stringify(
+      c.history.map((h) => ({ status: h.status, by: h.by, at: new Date(h.atMs).toISOString() })),
+    ),
   };
 }
 
 /**
- * The latest state per case in a batch (the most hits, then the latest write): one statement
- * may not upsert a key twice.
+ * `incoming` merged over `stored` as upsertCasesSql merges rows: the hit columns of the one
+ * with more hits, the status columns of the one whose status was set later (a never-changed
+ * status counts as set at the epoch); ties go to `incoming`, like a replay.
+ */
+export function mergeCaseRows(stored: CaseRow, incoming: CaseRow): CaseRow {
+  const out: CaseRow = { ...stored, updated_at: incoming.updated_at };
+  const set = out as unknown as Record<string, unknown>;
+  const from = incoming as unknown as Record<string, unknown>;
+  if (incoming.hit_count >= stored.hit_count) for (const k of CASE_HIT_COLUMNS) set[k] = from[k];
+  if ((incoming.status_at ?? 0) >= (stored.status_at ?? 0))
+    for (const k of CASE_STATUS_COLUMNS) set[k] = from[k];
+  return out;
+}
+
+/**
+ * One row per case for a batch, merged as the upsert would merge them one after another:
+ * one statement may not upsert a key twice.
  */
 export function latestCaseRows(cases: readonly FraudCase[], updatedAtMs: number): CaseRow[] {
   const out = new Map<string, CaseRow>();
   for (const c of cases) {
+    const row = caseToRow(c, updatedAtMs);
     const prev = out.get(c.caseId);
-    if (!prev || c.hits.length >= prev.hit_count) out.set(c.caseId, caseToRow(c, updatedAtMs));
+    out.set(c.caseId, prev ? mergeCaseRows(prev, row) : row);
   }
   return [...out.values()];
 }
@@ -306,8 +354,13 @@ export function alertToRow(a: Alert): AlertRow {
 }
 
 /**
- * PostgreSQL/DuckDB upsert of `rows` case rows ($1... parameters, caseRowParams order): a
- * replay rewrites the row, and a state with fewer hits than the stored one changes nothing.
+ * PostgreSQL/DuckDB upsert of `rows` case rows ($1... parameters, caseRowParams order), with
+ * a guard per column group instead of one for the row, because two writers race on a case:
+ * the processor filing hits (its copy's status may predate an analyst's change) and the
+ * status sync (its copy's hits may predate the latest filing). The hit columns take the
+ * incoming values only with at least as many hits as stored, the status columns only with a
+ * status set at least as late (NULL status_at: never changed, as old as the epoch),
+ * updated_at always. Either write order ends in the same row; a replay rewrites it unchanged.
  */
 export function upsertCasesSql(dialect: "postgres" | "duckdb", rows: number): string {
   const cols = FRAUD_CASES.columns;
@@ -316,23 +369,32 @@ export function upsertCasesSql(dialect: "postgres" | "duckdb", rows: number): st
     const ps = cols.map((c, i) => `$${r * cols.length + i + 1}::${SQL_TYPES[dialect][c.type]}`);
     values.push(`(${ps.join(", ")})`);
   }
-  const set = cols
-    .filter((c) => c.name !== FRAUD_CASES.key)
-    .map((c) => `${c.name} = excluded.${c.name}`)
-    .join(", ");
+  // Every SET expression sees the stored row as it was before the update, in both dialects.
+  const ts = SQL_TYPES[dialect].timestamp;
+  const epoch = `'1970-01-01T00:00:00Z'::${ts}`;
+  const guarded = (cond: string, names: readonly string[]) =>
+    names.map((n) => `${n} = CASE WHEN ${cond} THEN excluded.${n} ELSE fraud_cases.${n} END`);
+  const set = [
+    ...guarded("excluded.hit_count >= fraud_cases.hit_count", CASE_HIT_COLUMNS),
+    ...guarded(
+      `coalesce(excluded.status_at, ${epoch}) >= coalesce(fraud_cases.status_at, ${epoch})`,
+      CASE_STATUS_COLUMNS,
+    ),
+    "updated_at = excluded.updated_at",
+  ];
   return (
     `INSERT INTO fraud_cases (${columnNames(FRAUD_CASES)}) VALUES ${values.join(", ")} ` +
-    `ON CONFLICT (case_id) DO UPDATE SET ${set} WHERE fraud_cases.hit_count <= excluded.hit_count`
+    `ON CONFLICT (case_id) DO UPDATE SET ${set.join(", ")}`
   );
 }
 
 /** The parameters of upsertCasesSql: text for text and JSON, ISO 8601 for timestamps. */
-export function caseRowParams(rows: readonly CaseRow[]): (string | number)[] {
-  const out: (string | number)[] = [];
+export function caseRowParams(rows: readonly CaseRow[]): (string | number | null)[] {
+  const out: (string | number | null)[] = [];
   for (const r of rows) {
     for (const c of FRAUD_CASES.columns) {
-      const v = c.get(r) as string | number;
-      out.push(c.type === "timestamp" ? new Date(v).toISOString() : v);
+      const v = c.get(r) as string | number | null;
+      out.push(c.type === "timestamp" && v !== null ? new Date(v).toISOString() : v);
     }
   }
   return out;

@@ -6,7 +6,9 @@ import type { FraudCase } from "../../../src/contracts/case.ts";
 import {
   applyStatus,
   caseToJson,
+  checkFeedLimit,
   compareCases,
+  feedCursor,
   fileAlert,
   queueScore,
   resolutionDelta,
@@ -213,5 +215,121 @@ describe("queue order and JSON", () => {
     assert.equal(hit.rule_set_version, 4);
     assert.equal(hit.masked_card, null);
     assert.equal(hit.event_time, new Date(T0).toISOString());
+  });
+});
+
+describe("change feed", () => {
+  const e = (caseId: string, atMs: number) => ({ caseId, atMs });
+
+  it("feedCursor: a short page ends at the read time, a full one restarts in its last millisecond", () => {
+    assert.deepEqual(feedCursor([], 3, 100, 500), { cursor: 500 });
+    assert.deepEqual(feedCursor([e("a", 200)], 3, 100, 500), { cursor: 500 });
+    // A clock behind the caller's cursor never moves the cursor back.
+    assert.deepEqual(feedCursor([], 3, 900, 500), { cursor: 900 });
+    assert.deepEqual(feedCursor([e("a", 200), e("b", 300), e("c", 300)], 3, 100, 500), { cursor: 300 });
+    // A full page in one millisecond: that whole millisecond is read, and the cursor passes it.
+    assert.deepEqual(feedCursor([e("a", 300), e("b", 300), e("c", 300)], 3, 100, 500), {
+      cursor: 301,
+      wholeMs: 300,
+    });
+    assert.throws(() => checkFeedLimit(0), RangeError);
+  });
+
+  /** A store whose clock the test sets; `changes` cases filed and changed at the given times. */
+  async function storeWith(times: number[]) {
+    let now = T0;
+    const store = new EmbeddedCaseStore({ gapMs: GAP, now: () => now });
+    const ids: string[] = [];
+    for (let i = 0; i < times.length; i++) {
+      const [c] = await store.fileAlerts([alert(`f${i}`, "velocity_count", T0, "low", `acct-${i}`)]);
+      now = times[i]!;
+      await store.setStatus(c!.caseId, { status: "acknowledged", by: "ana", atMs: now });
+      ids.push(c!.caseId);
+    }
+    return {
+      store,
+      ids,
+      setNow: (ms: number) => {
+        now = ms;
+      },
+    };
+  }
+
+  /** Reads the feed from `since` until it has nothing new, as the processor's sync does. */
+  async function drain(store: EmbeddedCaseStore, since: number, limit: number) {
+    const seen: string[] = [];
+    let cursor = since;
+    for (let i = 0; i < 20; i++) {
+      const page = await store.changedSince(cursor, limit);
+      seen.push(...page.cases.map((c) => c.caseId));
+      if (page.cases.length < limit) return { seen, cursor: page.cursor, reads: i + 1 };
+      assert.ok(page.cursor > cursor, `the cursor moves on (${cursor} → ${page.cursor})`);
+      cursor = page.cursor;
+    }
+    assert.fail("the feed never ran dry");
+  }
+
+  it("embedded: changed cases oldest change first, the current state, and a cursor that moves on", async () => {
+    const { store, ids, setNow } = await storeWith([T0 + 10, T0 + 20, T0 + 30]);
+    setNow(T0 + 40);
+    const all = await store.changedSince(T0, 10);
+    assert.deepEqual(
+      all.cases.map((c) => c.caseId),
+      ids,
+    );
+    assert.ok(all.cases.every((c) => c.status === "acknowledged"));
+    assert.equal(all.cursor, T0 + 40);
+    assert.deepEqual(
+      (await store.changedSince(T0 + 20, 10)).cases.map((c) => c.caseId),
+      ids.slice(1),
+    );
+    assert.deepEqual((await store.changedSince(all.cursor, 10)).cases, []);
+    // A second change moves the case to the end of the feed, once.
+    setNow(T0 + 50);
+    await store.setStatus(ids[0]!, { status: "resolved_fraud", by: "bo", atMs: T0 + 50 });
+    const next = await store.changedSince(all.cursor, 10);
+    assert.deepEqual(
+      next.cases.map((c) => [c.caseId, c.status]),
+      [[ids[0], "resolved_fraud"]],
+    );
+    assert.deepEqual(
+      (await store.changedSince(T0, 10)).cases.map((c) => c.caseId),
+      [ids[1], ids[2], ids[0]],
+    );
+  });
+
+  it("embedded: more changes in one millisecond than the page size still move the cursor on", async () => {
+    const { store, ids, setNow } = await storeWith([T0 + 5, T0 + 7, T0 + 7, T0 + 7, T0 + 7, T0 + 9]);
+    setNow(T0 + 20);
+    const first = await store.changedSince(T0, 2);
+    assert.deepEqual(
+      first.cases.map((c) => c.caseId),
+      ids.slice(0, 2),
+    );
+    assert.equal(first.cursor, T0 + 7);
+    const same = await store.changedSince(first.cursor, 2);
+    assert.deepEqual(same.cases.map((c) => c.caseId).sort(), ids.slice(1, 5).sort(), "the whole millisecond");
+    assert.equal(same.cursor, T0 + 8);
+    const { seen, cursor } = await drain(store, T0, 2);
+    assert.deepEqual(new Set(seen), new Set(ids));
+    assert.equal(cursor, T0 + 20);
+  });
+
+  it("embedded: the feed clock never goes back, and changes older than 30 days are trimmed", async () => {
+    const { store, ids, setNow } = await storeWith([T0 + 100, T0 + 50]);
+    setNow(T0 + 60);
+    const page = await store.changedSince(T0, 10);
+    assert.deepEqual(
+      page.cases.map((c) => c.caseId),
+      ids,
+      "stamped in change order",
+    );
+    assert.equal(page.cursor, T0 + 100);
+    setNow(T0 + 31 * 86_400_000);
+    await store.setStatus(ids[0]!, { status: "resolved_fraud", by: "bo", atMs: T0 });
+    assert.deepEqual(
+      (await store.changedSince(0, 10)).cases.map((c) => c.caseId),
+      [ids[0]],
+    );
   });
 });

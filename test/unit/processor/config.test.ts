@@ -90,6 +90,24 @@ describe("paystream processor config", () => {
     }
   });
 
+  it("reads the case status sync interval as a duration (default 5s), refusing bad values by name", () => {
+    assert.equal(load([]).caseSyncIntervalMs, ProcessorDefaults.caseSyncIntervalMs);
+    assert.equal(ProcessorDefaults.caseSyncIntervalMs, 5000);
+    assert.equal(load(["--case-sync-interval", "30s"]).caseSyncIntervalMs, 30_000);
+    assert.equal(load([], { PAYSTREAM_CASE_SYNC_INTERVAL: "500ms" }).caseSyncIntervalMs, 500);
+    for (const bad of ["5000", "0s", "2h", "soon"]) {
+      assert.throws(
+        () => load(["--case-sync-interval", bad]),
+        (err: unknown) => err instanceof ConfigError && err.field === "cases.syncIntervalMs",
+        bad,
+      );
+    }
+    assert.match(
+      renderHelp("processor", "", processorOptions),
+      /--case-sync-interval[\s\S]*PAYSTREAM_CASE_SYNC_INTERVAL; key cases\.syncIntervalMs; default 5s/,
+    );
+  });
+
   it("refuses an unknown config-file key, naming it", () => {
     const dir = mkdtempSync(join(tmpdir(), "pcfg-"));
     const file = join(dir, "p.yaml");

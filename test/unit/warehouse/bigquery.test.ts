@@ -20,6 +20,7 @@ import { migrateBigQuery } from "../../../src/adapters/warehouse/migrations/runn
 import { alertToRow, FRAUD_ALERTS, TRANSACTIONS } from "../../../src/adapters/warehouse/schema.ts";
 import type { Alert } from "../../../src/contracts/alert.ts";
 import type { TransactionRow } from "../../../src/contracts/rows.ts";
+import { applyStatus, newCase } from "../../../src/core/cases.ts";
 import { ErrorCodes, PaystreamError } from "../../../src/core/errors.ts";
 import { ROW_T, sampleAlert, sampleRow } from "../../helpers/fixtures.ts";
 
@@ -252,6 +253,34 @@ describe("BigQueryWarehouse with a fake table.insert", () => {
     );
   });
 
+  it("appends case states to fraud_cases: insertId names hits, status and status time; notes stay out", async () => {
+    const cases = fakeTable();
+    const wh = new BigQueryWarehouse({
+      projectId: "proj",
+      datasetId: "ds",
+      tables: { transactions: fakeTable(), fraud_alerts: fakeTable(), fraud_cases: cases },
+      query: async () => [],
+    });
+    const filed = newCase(sampleAlert({}, true));
+    const resolved = applyStatus(filed, {
+      status: "resolved_fraud",
+      by: "ana",
+      atMs: ROW_T,
+      note: "called the cardholder",
+    });
+    await wh.writeCases([filed]);
+    await wh.writeCases([resolved]);
+    const rows = cases.calls.flatMap((c) => c.rows);
+    assert.deepEqual(
+      rows.map((r) => r.insertId),
+      [`${filed.caseId}/1/open/0`, `${filed.caseId}/1/resolved_fraud/${ROW_T}`],
+    );
+    assert.equal(rows[1]!.json.status_by, "ana");
+    assert.equal(rows[1]!.json.status_at, new Date(ROW_T).toISOString());
+    assert.equal(rows[0]!.json.status_at, null);
+    assert.doesNotMatch(JSON.stringify(rows), /cardholder/);
+  });
+
   it("rows BigQuery reports invalid → WAREHOUSE_REJECTED naming them (not the 'stopped' ones)", async () => {
     const tx = fakeTable((call, n) => {
       if (n !== 1) return;
@@ -363,11 +392,11 @@ describe("BigQuery migrations with a fake query runner", () => {
       if (m) versions.push(Number(m[1]));
       return [];
     };
-    assert.deepEqual(await migrateBigQuery(run), { applied: [1, 2], current: [1, 2] });
+    assert.deepEqual(await migrateBigQuery(run), { applied: [1, 2, 3], current: [1, 2, 3] });
     assert.ok(ran.some((s) => s.includes("CREATE TABLE IF NOT EXISTS transactions")));
     assert.ok(ran.some((s) => s.includes("PARTITION BY DATE(event_time)")));
     const before = ran.length;
-    assert.deepEqual(await migrateBigQuery(run), { applied: [], current: [1, 2] });
+    assert.deepEqual(await migrateBigQuery(run), { applied: [], current: [1, 2, 3] });
     assert.ok(ran.slice(before).every((s) => !s.includes("CREATE TABLE IF NOT EXISTS transactions")));
   });
 
@@ -378,7 +407,7 @@ describe("BigQuery migrations with a fake query runner", () => {
       tables: { transactions: fakeTable(), fraud_alerts: fakeTable() },
       query: async () => [],
     });
-    assert.deepEqual(ok.migrations, { applied: [1, 2], current: [1, 2] });
+    assert.deepEqual(ok.migrations, { applied: [1, 2, 3], current: [1, 2, 3] });
     await assert.rejects(
       BigQueryWarehouse.open({
         projectId: "proj",

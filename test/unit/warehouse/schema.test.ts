@@ -5,11 +5,18 @@ import {
   type AlertRow,
   alertRowFromLogical,
   alertToRow,
+  CASE_HIT_COLUMNS,
+  CASE_STATUS_COLUMNS,
+  caseRowParams,
+  caseToRow,
   createTableSql,
   DIALECTS,
   FRAUD_ALERTS,
+  FRAUD_CASES,
   isoFromMs,
   LOGICAL_TYPES,
+  latestCaseRows,
+  mergeCaseRows,
   normalizeValue,
   parseScaledDecimal,
   renderInitMigration,
@@ -18,9 +25,11 @@ import {
   TRANSACTIONS,
   toLogical,
   transactionFromLogical,
+  upsertCasesSql,
   violationPredicate,
 } from "../../../src/adapters/warehouse/schema.ts";
 import { type Alert, alertToJson } from "../../../src/contracts/alert.ts";
+import { applyStatus, fileAlert, newCase } from "../../../src/core/cases.ts";
 import { ROW_T, sampleAlert, sampleRow } from "../../helpers/fixtures.ts";
 
 const T = ROW_T;
@@ -195,5 +204,121 @@ describe("warehouse logical schema", () => {
     for (let i = 0; i < 2000; i++) samples.push(Math.floor(T + (i - 1000) * 7_777.7));
     for (const ms of samples) assert.equal(isoFromMs(ms), new Date(ms).toISOString(), String(ms));
     assert.throws(() => isoFromMs(Number.NaN), RangeError);
+  });
+});
+
+describe("fraud_cases rows and upsert", () => {
+  const filed = (n: number) => {
+    let c = newCase(sampleAlert({ transactionId: "tx-0" }, true));
+    for (let i = 1; i < n; i++) {
+      c = fileAlert(c, sampleAlert({ transactionId: `tx-${i}`, eventTimeMs: T + i * 1000 }), 60_000).case;
+    }
+    return c;
+  };
+
+  it("caseToRow takes status_by/status_at from the last change and keeps notes out of the history", () => {
+    const open = caseToRow(filed(2), T);
+    assert.deepEqual([open.status_by, open.status_at, open.status_history], [null, null, "[]"]);
+    const acked = applyStatus(filed(2), {
+      status: "acknowledged",
+      by: "ana",
+      atMs: T + 1,
+      note: "DOB 1980-01-02",
+    });
+    const done = applyStatus(acked, { status: "resolved_fraud", by: "bo", atMs: T + 2, note: "called" });
+    const row = caseToRow(done, T + 3);
+    assert.equal(row.status, "resolved_fraud");
+    assert.equal(row.status_by, "bo");
+    assert.equal(row.status_at, T + 2);
+    assert.deepEqual(JSON.parse(row.status_history), [
+      { status: "acknowledged", by: "ana", at: new Date(T + 1).toISOString() },
+      { status: "resolved_fraud", by: "bo", at: new Date(T + 2).toISOString() },
+    ]);
+    assert.doesNotMatch(JSON.stringify(row), /1980|called/);
+  });
+
+  it("merges a batch per column group: hits from the most hits, status from the latest change, in any order", () => {
+    const stale = filed(3); // filed with 3 hits before the analyst's change reached it
+    const synced = applyStatus(filed(2), { status: "resolved_fraud", by: "ana", atMs: T + 50 });
+    for (const batch of [
+      [stale, synced],
+      [synced, stale],
+      [synced, stale, synced, stale],
+    ]) {
+      const rows = latestCaseRows(batch, T + 99);
+      assert.equal(rows.length, 1);
+      const [r] = rows;
+      assert.equal(r?.hit_count, 3);
+      assert.equal(JSON.parse(String(r?.alert_ids)).length, 3);
+      assert.equal(r?.last_seen, stale.lastSeenMs);
+      assert.deepEqual([r?.status, r?.status_by, r?.status_at], ["resolved_fraud", "ana", T + 50]);
+      assert.equal(r?.updated_at, T + 99);
+    }
+    // Ties go to the incoming row, as a replay: same hits, same status time.
+    const a = caseToRow(synced, T);
+    assert.deepEqual(mergeCaseRows(a, { ...a, updated_at: T + 1 }), { ...a, updated_at: T + 1 });
+  });
+
+  for (const d of ["postgres", "duckdb"] as const) {
+    it(`${d}: the upsert guards hit and status columns separately, updated_at not at all`, () => {
+      const sql = upsertCasesSql(d, 2);
+      const params = FRAUD_CASES.columns.length * 2;
+      assert.ok(sql.includes(`$${params}::`) && !sql.includes(`$${params + 1}`));
+      assert.doesNotMatch(sql, /DO UPDATE SET .* WHERE /);
+      const ts = SQL_TYPES[d].timestamp;
+      const epoch = `'1970-01-01T00:00:00Z'::${ts}`;
+      for (const c of CASE_HIT_COLUMNS) {
+        assert.ok(
+          sql.includes(
+            `${c} = CASE WHEN excluded.hit_count >= fraud_cases.hit_count THEN excluded.${c} ELSE fraud_cases.${c} END`,
+          ),
+          c,
+        );
+      }
+      for (const c of CASE_STATUS_COLUMNS) {
+        assert.ok(
+          sql.includes(
+            `${c} = CASE WHEN coalesce(excluded.status_at, ${epoch}) >= coalesce(fraud_cases.status_at, ${epoch}) THEN excluded.${c} ELSE fraud_cases.${c} END`,
+          ),
+          c,
+        );
+      }
+      assert.match(sql, /, updated_at = excluded\.updated_at$/);
+      const assigned = [...sql.matchAll(/(?:SET |, )(\w+) = /g)].map((m) => m[1]).sort();
+      assert.deepEqual(
+        assigned,
+        FRAUD_CASES.columns
+          .map((c) => c.name)
+          .filter((n) => n !== FRAUD_CASES.key)
+          .sort(),
+      );
+    });
+
+    it(`${d}: the committed migrations define every fraud_cases column with its type`, () => {
+      const all = loadMigrations(d)
+        .map((m) => m.sql)
+        .join("\n");
+      for (const c of FRAUD_CASES.columns) {
+        const type = SQL_TYPES[d][c.type];
+        const added = new RegExp(`ADD COLUMN (IF NOT EXISTS )?${c.name} ${type}\\b`).test(all);
+        assert.ok(ddlHas(all, c.name, type) || added, `${d} fraud_cases.${c.name} ${type}`);
+      }
+    });
+  }
+
+  it("bigquery: migration 003 adds the status columns", () => {
+    const sql = loadMigrations("bigquery").find((m) => m.version === 3)?.sql ?? "";
+    for (const c of CASE_STATUS_COLUMNS.filter((n) => n !== "status")) {
+      const col = FRAUD_CASES.columns.find((x) => x.name === c)!;
+      assert.match(sql, new RegExp(`ADD COLUMN IF NOT EXISTS ${c} ${SQL_TYPES.bigquery[col.type]};`));
+    }
+  });
+
+  it("caseRowParams sends NULL for a never-changed status time and ISO 8601 otherwise", () => {
+    const params = caseRowParams([caseToRow(filed(1), T)]);
+    const at = FRAUD_CASES.columns.findIndex((c) => c.name === "status_at");
+    assert.equal(params[at], null);
+    const resolved = applyStatus(filed(1), { status: "resolved_legitimate", by: "ana", atMs: T });
+    assert.equal(caseRowParams([caseToRow(resolved, T)])[at], new Date(T).toISOString());
   });
 });
