@@ -17,6 +17,7 @@ import { CASE_STATUSES, type CaseStatus } from "../contracts/case.ts";
 import type { CaseStore } from "../contracts/ports.ts";
 import { caseToJson, precisionOf } from "../core/cases.ts";
 import { ErrorCodes, isPaystreamError } from "../core/errors.ts";
+import { scrubText } from "../core/pii-scrub.ts";
 import { METRIC_PREFIX as P } from "../lib/metrics.ts";
 import { callerIdentity } from "./rules-api.ts";
 
@@ -131,7 +132,9 @@ export function registerCasesApi(app: FastifyInstance, deps: CasesApiDeps): void
     if (!CASE_STATUSES.includes(body.status as CaseStatus)) {
       return reply.code(400).send({ error: `status must be one of ${CASE_STATUSES.join(", ")}` });
     }
-    const note = body.note?.trim();
+    // A note is free text an analyst types, often pasted from the case: card numbers (cut to
+    // BIN + last 4), emails and IP addresses are scrubbed before it is stored or shown.
+    const note = body.note === undefined ? undefined : scrubText(body.note.trim()).text;
     try {
       const c = await store.setStatus((req.params as { id: string }).id, {
         status: body.status as CaseStatus,

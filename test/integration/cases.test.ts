@@ -18,6 +18,7 @@ import { CaseKeys, RedisCaseStore } from "../../src/adapters/redis/cases.ts";
 import { connectRedis, type Redis } from "../../src/adapters/redis/client.ts";
 import { DuckDbWarehouse } from "../../src/adapters/warehouse/duckdb.ts";
 import { alertId } from "../../src/core/alert.ts";
+import { scrubText } from "../../src/core/pii-scrub.ts";
 import { registerCasesApi } from "../../src/dashboard/cases-api.ts";
 import { createLogger } from "../../src/lib/log.ts";
 import { createProcessorMetrics } from "../../src/processor/metrics.ts";
@@ -27,6 +28,9 @@ import { conn, createTestTopics, deleteTopics, type TestTopics } from "../helper
 import { services, uniqueName } from "../helpers/services.ts";
 
 const MIN = 60_000;
+/** What an analyst pastes into a note: the card, the customer's email, the IP it came from. */
+const RAW_NOTE = "customer confirmed: card 4111 1111 1111 1111, mail jane.doe@example.com, from 203.0.113.7";
+const STORED_NOTE = scrubText(RAW_NOTE).text;
 
 describe("cases end to end", () => {
   let topics: TestTopics;
@@ -130,7 +134,7 @@ describe("cases end to end", () => {
     const res = await app.inject({
       method: "POST",
       url: `/api/cases/${first.caseId}`,
-      payload: { status: "resolved_fraud", note: "customer confirmed" },
+      payload: { status: "resolved_fraud", note: RAW_NOTE },
     });
     assert.equal(res.statusCode, 200, res.body);
     const bad = await app.inject({
@@ -184,9 +188,11 @@ describe("cases end to end", () => {
         status: "resolved_fraud",
         by: "demo",
         at: json.history[0]?.at,
-        note: "customer confirmed",
+        note: STORED_NOTE,
       },
     ]);
+    assert.doesNotMatch(STORED_NOTE, /jane\.doe@example\.com|4111 1111 1111 1111|203\.0\.113\.7/);
+    assert.match(STORED_NOTE, /^customer confirmed/);
 
     // One warehouse row per case, with every hit.
     const counts = await wh.countByKey("fraud_cases", [first.caseId, second.caseId]);
