@@ -285,7 +285,8 @@ describe("failures on real servers lose and double nothing", () => {
     await verifyClean(r);
   }
 
-  it("Redis stopped for 30 s mid-run", () => outage("redis", /dedup|alert_store/));
+  // Redis holds alerts, cases (filed per batch, status sync) and, with --dedup-shared, dedup claims.
+  it("Redis stopped for 30 s mid-run", () => outage("redis", /dedup|alert_store|case_store/));
   it("PostgreSQL stopped for 30 s mid-run", () => outage("postgres", /postgres/));
   it("the Kafka broker down for 30 s and restarted mid-run", () => outage("kafka", /kafka/));
 });
