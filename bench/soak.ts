@@ -5,8 +5,8 @@
  * consumer group.
  *
  * Every --sample: processor heap used and RSS (summed over replicas), window accounts
- * (paystream_window_accounts), dedup keys (the run's own Redis database: its DBSIZE less the
- * alert keys), total lag (brokers), alert p99 (rolling), collector heap and RSS. At the end,
+ * (paystream_window_accounts), with --dedup-shared the dedup keys (the run's own Redis
+ * database: its DBSIZE less the alert keys), total lag (brokers), alert p99 (rolling), collector heap and RSS. At the end,
  * per series: the least-squares slope per minute after --warmup, the value at the start and
  * end of that span, and whether it is flat: the fitted change over the span is under
  * --flat-share (10%) of the series' mean there (lag: or under one second of input, the
@@ -70,11 +70,16 @@ const FLAGS = {
     positive: true,
     help: "flat: fitted change over the judged span under this share of the mean",
   },
+  "dedup-shared": {
+    kind: "boolean",
+    default: false,
+    help: "run the processors with --dedup-shared (Redis claims, for BigQuery): adds the dedup-keys series; by default dedup lives in the windows and Redis holds no claims",
+  },
   "dedup-ttl": {
     kind: "duration",
     default: 600,
     min: 60,
-    help: "the processors' --dedup-ttl: dedup keys grow until it, then plateau (production: 1d)",
+    help: "with --dedup-shared, the processors' --dedup-ttl: dedup keys grow until it, then plateau (production: 1d)",
   },
   ...commonFlags("soak", 12, "--rate"),
 } satisfies Record<string, FlagSpec>;
@@ -126,6 +131,14 @@ function seriesSpecs(
   dedupKeys: (number | null)[],
 ): SeriesSpec[] {
   const ttlS = f["dedup-ttl"];
+  const dedupSpec: SeriesSpec = {
+    key: "dedupKeys",
+    label: "dedup keys (Redis)",
+    unit: "keys",
+    value: (_r, i) => dedupKeys[i] ?? null,
+    fromS: ttlS + 60,
+    expect: `one claim per transaction id for --dedup-ttl (${ttlS / 60} min): grows by design to rate × TTL ≈ ${(f.rate * ttlS).toLocaleString("en-US")}, then flat as claims expire (production TTL 24 h: grows for a day)`,
+  };
   const specs: SeriesSpec[] = [
     {
       key: "processorHeapMiB",
@@ -149,14 +162,8 @@ function seriesSpecs(
       value: (r) => r.windowAccounts,
       expect: `every account seen in the last 24 h keeps a cold history (historyTtlMs): grows to the ${accounts.toLocaleString("en-US")}-account population by design, slower as only rarely active accounts are left`,
     },
-    {
-      key: "dedupKeys",
-      label: "dedup keys (Redis)",
-      unit: "keys",
-      value: (_r, i) => dedupKeys[i] ?? null,
-      fromS: ttlS + 60,
-      expect: `one claim per transaction id for --dedup-ttl (${ttlS / 60} min): grows by design to rate × TTL ≈ ${(f.rate * ttlS).toLocaleString("en-US")}, then flat as claims expire (production TTL 24 h: grows for a day)`,
-    },
+    // Without --dedup-shared there are no claims: Redis keys are alerts and cases only.
+    ...(f["dedup-shared"] ? [dedupSpec] : []),
     {
       key: "lag",
       label: "total lag",
@@ -209,9 +216,9 @@ async function main(): Promise<number> {
     process.stdout.write(`${describeMachineLines(run.machine).join("\n")}\n`);
     process.stdout.write(
       `soak: ${f.rate.toLocaleString("en-US")} tx/s for ${f.minutes} min, ${f.processors} processor(s), sample every ${f.sample} s, warm-up ${round(warmupS, 1)} s, ` +
-        `${accounts.toLocaleString("en-US")} accounts, dedup TTL ${f["dedup-ttl"]} s\n`,
+        `${accounts.toLocaleString("en-US")} accounts, ${f["dedup-shared"] ? `shared dedup (Redis), TTL ${f["dedup-ttl"]} s` : "dedup in the windows"}\n`,
     );
-    await checkRedisHeadroom(run, f);
+    if (f["dedup-shared"]) await checkRedisHeadroom(run, f);
     await redis.connect();
     for (let i = 0; i < f.processors; i++) {
       processors.push(
@@ -219,7 +226,11 @@ async function main(): Promise<number> {
           topics: run.topics,
           group: run.group,
           warehouse: run.warehouse,
-          flags: ["--pii-key", run.piiKey, "--dedup-ttl", `${f["dedup-ttl"]}s`],
+          flags: [
+            "--pii-key",
+            run.piiKey,
+            ...(f["dedup-shared"] ? ["--dedup-shared", "--dedup-ttl", `${f["dedup-ttl"]}s`] : []),
+          ],
         }),
       );
     }
@@ -297,7 +308,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${describeMachineLines(run.machine).join("\n")}\n\n`);
     process.stdout.write(
       `${f.minutes} min at ${f.rate.toLocaleString("en-US")} tx/s (in ${fmt(rates.meanInPerS)}/s, out ${fmt(rates.meanOutPerS)}/s), ${f.processors} processor(s); machine ${Math.round(rates.machineBusy * 100)}% busy on average; ` +
-        `trends judged after ${round(warmupS, 1)} s (dedup keys after the TTL + 1 min); flat = |slope × span| < ${f["flat-share"] * 100}% of the mean (lag: or < ${f.rate.toLocaleString("en-US")} records)\n\n${table}\n\n` +
+        `trends judged after ${round(warmupS, 1)} s${f["dedup-shared"] ? " (dedup keys after the TTL + 1 min)" : ""}; flat = |slope × span| < ${f["flat-share"] * 100}% of the mean (lag: or < ${f.rate.toLocaleString("en-US")} records)\n\n${table}\n\n` +
         `${markdownTable(
           ["series", "grows to / why"],
           trends.map((t) => [t.label, t.expect]),
@@ -307,7 +318,7 @@ async function main(): Promise<number> {
       ...resultsHeader(run, f),
       accounts,
       warmupS,
-      flatDefinition: `|least-squares slope × judged span| < ${f["flat-share"]} × mean of the judged samples (lag: or < ${f.rate} records); judged after the warm-up (dedup keys: after the TTL + 60 s)`,
+      flatDefinition: `|least-squares slope × judged span| < ${f["flat-share"]} × mean of the judged samples (lag: or < ${f.rate} records); judged after the warm-up${f["dedup-shared"] ? " (dedup keys: after the TTL + 60 s)" : ""}`,
       rates,
       drain,
       trends,
@@ -376,6 +387,8 @@ interface SoakFile {
 function plot(file: SoakFile): string {
   const { flags: f, samples: rows, warmupS } = file;
   const dedupKeys = rows.map((r) => r.dedupKeys);
+  // Runs recorded before the flag existed used Redis claims (then the default).
+  const shared = (f as Partial<Flags>)["dedup-shared"] ?? true;
   const clean = file.verify.clean;
   const x = (t: number) => t / 60;
   const memory = (
@@ -403,11 +416,15 @@ function plot(file: SoakFile): string {
       unit: "accounts",
       lines: [{ label: "accounts", y: (r) => r.windowAccounts }],
     }),
-    rowPanel(rows, x, {
-      title: "Dedup keys in Redis",
-      unit: "keys",
-      lines: [{ label: "ps:dedup:* keys", y: (_r, i) => dedupKeys[i] ?? null }],
-    }),
+    ...(shared
+      ? [
+          rowPanel(rows, x, {
+            title: "Dedup keys in Redis",
+            unit: "keys",
+            lines: [{ label: "ps:dedup:* keys", y: (_r, i) => dedupKeys[i] ?? null }],
+          }),
+        ]
+      : []),
     rowPanel(rows, x, {
       title: "Total consumer lag",
       unit: "records",
@@ -424,12 +441,12 @@ function plot(file: SoakFile): string {
   const m = file.machine;
   return renderSvg({
     title: `paystream soak: ${f.rate.toLocaleString("en-US")} tx/s for ${f.minutes} min, ${f.processors} processor(s) (verify ${clean ? "PASS" : "FAIL"})`,
-    subtitle: `${file.startedAt.slice(0, 16)}Z · ${m.cores} CPUs ${m.cpuModel} · Node ${m.node} · Kafka ${m.kafka} · git ${m.git.commit} · dedup TTL ${f["dedup-ttl"]} s`,
+    subtitle: `${file.startedAt.slice(0, 16)}Z · ${m.cores} CPUs ${m.cpuModel} · Node ${m.node} · Kafka ${m.kafka} · git ${m.git.commit} · ${shared ? `dedup TTL ${f["dedup-ttl"]} s` : "dedup in the windows"}`,
     xLabel: "minutes since start",
     panels,
     markers: [
       { x: warmupS / 60, label: "end of warm-up" },
-      ...(f["dedup-ttl"] < f.minutes * 60 ? [{ x: f["dedup-ttl"] / 60, label: "dedup TTL" }] : []),
+      ...(shared && f["dedup-ttl"] < f.minutes * 60 ? [{ x: f["dedup-ttl"] / 60, label: "dedup TTL" }] : []),
     ],
   });
 }

@@ -183,7 +183,7 @@ export function helpText(scriptUrl: string, specs: Record<string, FlagSpec>): st
       s.kind === "boolean" || s.kind === "string"
         ? ""
         : ` (default ${s.kind === "duration" ? formatDuration((s.default as number) * 1000) : s.default})`;
-    return `  ${name.padEnd(30)}${s.help}${d}`;
+    return `  ${name.padEnd(30)} ${s.help}${d}`;
   });
   return `${head}\n\nFlags:\n${rows.join("\n")}\n`;
 }
