@@ -146,7 +146,7 @@ function seriesSpecs(
       unit: "MiB",
       value: (r) => r.processorHeapMiB,
       expect:
-        "window state (~0.5 KB per account held, see window accounts), the local dedup tier (ids of the last 2–3 min) and the token cache (64K accounts a generation): grows with window accounts, flat otherwise",
+        "window state (~0.8 KB per account held, dedup ids included, see window accounts) and the token cache (64K accounts a generation): grows with window accounts, flat otherwise",
     },
     {
       key: "processorRssMiB",
