@@ -600,10 +600,12 @@ export class Processor {
     await Promise.all([alertStore, log, warehouse, shadow, cases]);
   }
 
-  /** Files a batch's live alerts into cases, then writes the touched cases to the warehouse. */
-  #fileCases(alerts: readonly Alert[]): Promise<void> {
+  /**
+   * Files a batch's live alerts into cases, then writes the touched cases to the warehouse.
+   * Shadow alerts never get here: #compute keeps them apart.
+   */
+  #fileCases(live: readonly Alert[]): Promise<void> {
     const store = this.#d.caseStore;
-    const live = alerts.filter((a) => a.shadow !== true);
     if (store === undefined || live.length === 0) return Promise.resolve();
     const warehouse = this.#d.warehouse;
     const wh = warehouse.name;
