@@ -45,6 +45,11 @@ export const ProcessorDefaults = {
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   /** How often analysts' case status changes are copied into the warehouse (docs/cases.md). */
   caseSyncIntervalMs: 5 * SECOND,
+  /**
+   * An owned partition with lag whose records have not arrived for this long, while nothing
+   * is being processed or rebuilt, makes the consumer rejoin (0: never).
+   */
+  partitionStallMs: 30 * SECOND,
 } as const;
 
 /** Default append-time span replayed to rebuild a gained partition: window + lateness + margin. */

@@ -76,6 +76,12 @@ export interface RecordSource {
   ): Promise<number>;
   /** Records not yet consumed, per partition (for lag metrics). */
   lag(): Promise<Map<number, bigint>>;
+  /**
+   * Leaves and rejoins the group: every partition is revoked and read again from its committed
+   * offset. The processor's stall watchdog calls it when an owned partition has lag but its
+   * records stopped arriving. Optional: a source that cannot stall (the embedded log) has none.
+   */
+  restart?(reason: string): void;
   close(): Promise<void>;
 }
 

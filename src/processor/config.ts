@@ -120,6 +120,15 @@ export const processorOptions = defineOptions([
     default: ProcessorDefaults.caseSyncIntervalMs,
   },
   {
+    key: "kafka.partitionStallMs",
+    flag: "partition-stall",
+    env: "PAYSTREAM_PARTITION_STALL",
+    description:
+      "an owned partition with lag whose records stop arriving for this long, while nothing is in flight, makes the consumer rejoin the group (0: never; docs/processor.md)",
+    parse: p.duration(0, HOUR),
+    default: ProcessorDefaults.partitionStallMs,
+  },
+  {
     key: "dedup.shared",
     flag: "dedup-shared",
     env: "PAYSTREAM_DEDUP_SHARED",
@@ -255,6 +264,7 @@ export interface ProcessorConfig {
   caseGapMs: number;
   /** How often case status changes are synced into the warehouse (docs/cases.md). */
   caseSyncIntervalMs: number;
+  partitionStallMs: number;
   recoverySpanMs: number;
   piiKey: string | undefined;
   /** The DLQ sealing key (64 hex digits) and its id; both secrets' absence is allowed. */
@@ -299,6 +309,7 @@ export function toProcessorConfig(values: Partial<ProcessorValues>): ProcessorCo
     dedupTtlMs: v["dedup.ttlMs"],
     caseGapMs: v["cases.gapMs"] ?? v["window.ms"],
     caseSyncIntervalMs: v["cases.syncIntervalMs"],
+    partitionStallMs: v["kafka.partitionStallMs"],
     recoverySpanMs: v["recovery.spanMs"] ?? defaultRecoverySpanMs(v["window.ms"], v["window.latenessMs"]),
     piiKey: v["pii.key"],
     dlqKey: v["dlq.key"],

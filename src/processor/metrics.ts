@@ -94,6 +94,11 @@ export function createProcessorMetrics(registry: Registry) {
       help: "Partition assignment changes seen by this replica",
       registers,
     }),
+    partitionStalls: new Counter({
+      name: `${P}partition_stalls_total`,
+      help: "Owned partitions found with lag but no records arriving; each detection makes the consumer rejoin",
+      registers,
+    }),
     assignedPartitions: new Gauge({
       name: `${P}assigned_partitions`,
       help: "Partitions currently assigned to this replica",

@@ -115,6 +115,8 @@ export interface ProcessorOptions {
   maxAmountMinor?: number;
   /** How often case status changes are synced into the warehouse (with a case store). */
   caseSyncIntervalMs?: number;
+  /** See ProcessorDefaults.partitionStallMs; checked whenever lag is refreshed. */
+  partitionStallMs?: number;
 }
 
 interface BatchOutputs {
@@ -164,6 +166,15 @@ export class Processor {
   readonly #appliedNext = new Map<number, bigint>();
   /** Partitions whose state is being rebuilt; batches wait for them. */
   readonly #recovering = new Map<number, Promise<void>>();
+  /** Batches handed over and not yet committed (or failed). */
+  #uncommitted = 0;
+  /** Per owned partition, when its last record arrived (or it was assigned). */
+  readonly #lastArrival = new Map<number, number>();
+  /** Per partition, the offset this replica last committed (for the stall log). */
+  readonly #committedNext = new Map<number, bigint>();
+  /** Partitions found stalled at the previous lag refresh: a stall must be seen twice. */
+  #suspects = new Set<number>();
+  #lastStallRestart = Number.NEGATIVE_INFINITY;
   /** Totals for status lines and tests. */
   readonly totals = {
     records: 0,
@@ -205,6 +216,7 @@ export class Processor {
       maxAgeMs: DEFAULT_MAX_EVENT_AGE_MS,
       maxAmountMinor: DEFAULT_MAX_AMOUNT_MINOR,
       caseSyncIntervalMs: ProcessorDefaults.caseSyncIntervalMs,
+      partitionStallMs: ProcessorDefaults.partitionStallMs,
       ...opts,
     };
     this.#decode = decodeOptionsFrom(this.#o);
@@ -305,8 +317,10 @@ export class Processor {
       onBatch: (records) => this.#onBatch(records),
       onAssigned: (parts) => {
         this.#d.metrics.rebalances.inc();
+        const now = this.#now();
         for (const { partition } of parts) {
           this.#stores.set(partition, this.#newStore());
+          this.#lastArrival.set(partition, now);
           if (this.#d.source.replay) {
             const p = this.#recover(partition).finally(() => this.#recovering.delete(partition));
             this.#recovering.set(partition, p);
@@ -323,6 +337,8 @@ export class Processor {
         for (const { partition } of parts) {
           this.#stores.delete(partition);
           this.#lastTimestamp.delete(partition);
+          this.#lastArrival.delete(partition);
+          this.#suspects.delete(partition);
           this.#d.metrics.lagRecords.remove(String(partition));
           this.#d.metrics.lagSeconds.remove(String(partition));
         }
@@ -350,14 +366,30 @@ export class Processor {
     // A partition's records are processed only on top of its rebuilt state.
     if (this.#recovering.size > 0) await Promise.all(this.#recovering.values());
     const started = performance.now();
-    const out = await this.#compute(records);
+    this.#uncommitted++;
+    const arrived = this.#now();
+    let part = -1;
+    for (let i = 0; i < records.length; i++) {
+      const p = records[i]!.partition;
+      if (p !== part) {
+        part = p;
+        this.#lastArrival.set(p, arrived);
+      }
+    }
+    const out = await this.#compute(records).catch((err) => {
+      this.#uncommitted--;
+      throw err;
+    });
     const writes = this.#write(out).then(() => {
       this.#d.metrics.batchDuration.observe((performance.now() - started) / 1000);
     });
     // Commit in batch order: each commit waits for its own writes and for every earlier commit.
-    const committed = Promise.all([this.#commitChain, writes]).then(() =>
-      this.#deps.retry("commit", () => this.#d.source.commit(out.offsets)),
-    );
+    const committed = Promise.all([this.#commitChain, writes])
+      .then(() => this.#deps.retry("commit", () => this.#d.source.commit(out.offsets)))
+      .then(() => {
+        for (const o of out.offsets) this.#committedNext.set(o.partition, o.offset);
+      })
+      .finally(() => this.#uncommitted--);
     this.#commitChain = committed;
     committed.catch((err) => this.#fatal(err));
     this.#inFlight.push(committed);
@@ -647,7 +679,50 @@ export class Processor {
       );
     }
     this.#d.metrics.windowAccounts.set(this.windowAccounts());
+    this.#checkStalls(lag, now);
     return lag;
+  }
+
+  /**
+   * The stall watchdog. A partition this replica owns whose lag stays above 0 while none of
+   * its records arrive, and nothing is in flight or being rebuilt, is not being consumed: the
+   * client stopped fetching it, or its last commit never reached the group (a commit made
+   * while the partition was briefly revoked is skipped, and with no new records nothing
+   * commits it again). Either way records sit unprocessed with no error anywhere. Seen at two
+   * lag refreshes in a row, it is logged, counted, and the consumer rejoins: every partition
+   * is read again from its committed offset, and outputs are idempotent.
+   */
+  #checkStalls(lag: Map<number, bigint>, now: number): void {
+    const stallMs = this.#o.partitionStallMs;
+    if (stallMs <= 0 || this.#closed) return;
+    if (this.#uncommitted > 0 || this.#recovering.size > 0) {
+      this.#suspects.clear();
+      return;
+    }
+    const stalled = new Set<number>();
+    for (const [partition, records] of lag) {
+      const arrived = this.#lastArrival.get(partition);
+      if (records > 0n && arrived !== undefined && now - arrived >= stallMs) stalled.add(partition);
+    }
+    const confirmed = [...stalled].filter((p) => this.#suspects.has(p)).sort((a, b) => a - b);
+    this.#suspects = stalled;
+    if (confirmed.length === 0 || now - this.#lastStallRestart < stallMs) return;
+    this.#lastStallRestart = now;
+    this.#suspects.clear();
+    this.#d.metrics.partitionStalls.inc(confirmed.length);
+    const detail = confirmed.map((p) => ({
+      partition: p,
+      lag: String(lag.get(p)),
+      idleMs: now - (this.#lastArrival.get(p) ?? now),
+      committedByThisReplica: this.#committedNext.get(p)?.toString() ?? null,
+      appliedNext: this.#appliedNext.get(p)?.toString() ?? null,
+    }));
+    const restart = this.#d.source.restart;
+    this.#d.log.warn(
+      { stalled: detail, action: restart ? "rejoin" : "none" },
+      "owned partitions have lag but no records arrive",
+    );
+    restart?.call(this.#d.source, `partitions ${confirmed.join(",")} stalled with lag for ${stallMs} ms`);
   }
 
   #fatal(err: unknown): void {

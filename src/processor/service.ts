@@ -154,6 +154,7 @@ export async function startProcessor(
       maxInFlight: cfg.maxInFlight,
       recoverySpanMs: cfg.recoverySpanMs,
       caseSyncIntervalMs: cfg.caseSyncIntervalMs,
+      partitionStallMs: cfg.partitionStallMs,
       dlqTopic: cfg.kafka.dlqTopic,
       alertsTopic: cfg.kafka.alertsTopic,
     },

@@ -51,6 +51,8 @@ export class KafkaSource implements RecordSource {
   #stream: MessagesStream<string, Buffer, string, string> | undefined;
   #closed = false;
   #wake: (() => void) | undefined;
+  /** Ends the current pump as if the broker were lost (restart()). */
+  #abort: ((why: string) => void) | undefined;
   #loop: Promise<void> | undefined;
   /** leaderEpoch per partition, needed by the commit request. */
   readonly #epochs = new Map<number, number>();
@@ -174,7 +176,7 @@ export class KafkaSource implements RecordSource {
       if (this.#closed) return;
       const final = this.#finalError(lostErr, "consuming");
       if (final && this.#refused(final, handlers)) return;
-      if (!final) handlers.onHealth?.("kafka", `consumer lost the broker: ${lost}`);
+      if (!final) handlers.onHealth?.("kafka", `consumer rejoining the group: ${lost}`);
       const gone = [...this.#assigned];
       this.#assigned.clear();
       if (gone.length)
@@ -243,6 +245,7 @@ export class KafkaSource implements RecordSource {
       fail(`heartbeats stalled${e?.lastError ? `: ${e.lastError.message}` : ""}`),
     );
     this.#wake = signal;
+    this.#abort = (why) => fail(why);
     const max = this.#opts.maxBatch;
     while (!this.#closed) {
       if (buffer.length === 0) {
@@ -280,6 +283,11 @@ export class KafkaSource implements RecordSource {
       await handlers.onBatch(batch);
     }
     return { why: lost ?? "stopped", err: lostErr };
+  }
+
+  /** Rejoins through the outage path of #run: revoke all, rebuild the client, read from commits. */
+  restart(reason: string): void {
+    if (!this.#closed) this.#abort?.(reason);
   }
 
   async stop(): Promise<void> {

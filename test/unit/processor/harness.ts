@@ -256,6 +256,8 @@ export class ReplayingSource implements RecordSource {
   readonly commits: PartitionOffset[] = [];
   /** While true, commits are recorded but not applied to the group (a lost membership). */
   dropCommits = false;
+  /** Why restart() was called, in order. */
+  readonly restarts: string[] = [];
 
   constructor(log: EmbeddedLog, group: Map<number, bigint>) {
     this.#log = log;
@@ -290,6 +292,14 @@ export class ReplayingSource implements RecordSource {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+  }
+
+  /** As the Kafka source: every partition revoked, then assigned again from the group's offsets. */
+  restart(reason: string): void {
+    this.restarts.push(reason);
+    const owned = [...this.#next.keys()];
+    this.revoke(owned);
+    this.assign(owned);
   }
 
   async commit(offsets: PartitionOffset[]): Promise<void> {
@@ -356,6 +366,8 @@ export interface RigOptions {
   options?: Partial<ProcessorOptions>;
   /** Seals DLQ originals (none unless given). */
   dlqKey?: DlqKey;
+  /** The processor's clock (default: fixed at NOW). */
+  now?: () => number;
 }
 
 /** A new embedded log with the input, DLQ and alerts topics. */
@@ -391,7 +403,7 @@ export function buildProcessor<S extends RecordSource>(
       ...(opts.dlqKey ? { dlqKey: opts.dlqKey } : {}),
       metrics,
       log: silentLogger("processor-test"),
-      now: () => NOW,
+      now: opts.now ?? (() => NOW),
       onFatal: (err) => fatal.push(err),
     },
     {
