@@ -80,6 +80,11 @@ export interface RunningUp {
    * 10 s) and drains; resolves with the final status, taken before the processor closes.
    */
   stop(): Promise<UpStatus>;
+  /**
+   * Resolves, with why, when the collector or the processor stops on its own (an error no
+   * retry can fix): `up` must not go on serving a pipeline that no longer moves.
+   */
+  failed: Promise<string>;
 }
 
 const E2E = "paystream_e2e_latency_seconds";
@@ -239,6 +244,16 @@ export async function startUp(cfg: UpConfig, log: Logger): Promise<RunningUp> {
     return stopping;
   };
 
+  const failed = new Promise<string>((resolve) => {
+    void collector.collector.finished.then(() => {
+      const f = collector.collector.fatal;
+      if (f && !stopping) resolve(`the collector stopped: ${f.message} [${f.code}]`);
+    });
+    void processor.done.then((code) => {
+      if (code !== 0 && !stopping) resolve(`the processor stopped with exit code ${code} (its log says why)`);
+    });
+  });
+
   return {
     url,
     collectorUrl: collector.url,
@@ -247,5 +262,6 @@ export async function startUp(cfg: UpConfig, log: Logger): Promise<RunningUp> {
     status,
     latencyP99,
     stop,
+    failed,
   };
 }

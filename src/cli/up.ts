@@ -71,6 +71,12 @@ export async function run(argv: string[]): Promise<number> {
     resolveStop = r;
   });
   onShutdownSignals(async () => resolveStop(), log);
+  let failure: string | undefined;
+  void up.failed.then((why) => {
+    failure = why;
+    log.error({ why }, "paystream up is stopping: part of the pipeline stopped");
+    resolveStop();
+  });
   if (c.durationMs > 0) setTimeout(resolveStop, c.durationMs).unref();
   await stopRequested;
 
@@ -90,5 +96,9 @@ export async function run(argv: string[]): Promise<number> {
     ].join("\n"),
   );
   if (c.summaryFile) writeFileSync(c.summaryFile, JSON.stringify(s, null, 2));
+  if (failure !== undefined) {
+    process.stderr.write(`paystream up: ${failure}\n`);
+    return 1;
+  }
   return 0;
 }

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
+import { createAdmin, waitForLeaders } from "../../src/adapters/kafka/client.ts";
 import { openWarehouse } from "../../src/adapters/warehouse/index.ts";
 import { connectPostgres } from "../../src/adapters/warehouse/postgres.ts";
 import { services, uniqueName } from "../helpers/services.ts";
@@ -172,6 +173,61 @@ describe("paystream up (child process)", () => {
     } finally {
       await admin.query(`drop database if exists ${db} with (force)`).catch(() => {});
       await admin.end();
+    }
+  });
+
+  it("stops with a non-zero exit, naming the error, when Kafka refuses the collector's records for good", async () => {
+    // Every transaction (~500 bytes) is larger than this topic takes: MESSAGE_TOO_LARGE, which
+    // no retry can fix. The collector stops; `up` must stop too rather than serve a dead pipeline.
+    const topic = uniqueName("it-up-small");
+    const admin = createAdmin({ brokers: services.kafka, clientId: "paystream-it-up" });
+    try {
+      await admin.createTopics({
+        topics: [{ topic, partitions: 1, replicas: 1 }],
+        configs: [{ name: "max.message.bytes", value: "200" }],
+      });
+      await waitForLeaders(admin, [topic]);
+      const port = nextPort++;
+      const child = spawn(
+        "bin/paystream",
+        [
+          "up",
+          "--duration",
+          "60s",
+          "--port",
+          String(port),
+          "--collector-port",
+          String(nextPort++),
+          "--status-every",
+          "0",
+          "--kafka",
+          services.kafka.join(","),
+          "--redis",
+          services.redis,
+          "--topic",
+          topic,
+          "--group",
+          uniqueName("it-up-small-group"),
+        ],
+        {
+          env: { ...process.env, PAYSTREAM_PII_KEY: "00112233445566778899aabbccddeeff" },
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      child.stderr.on("data", (d) => {
+        out += d;
+      });
+      const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+      assert.equal(code, 1, out.slice(-3000));
+      assert.match(out, /paystream up: the collector stopped: .*\[PS_KAFKA_REJECTED\]/);
+      assert.match(out, /paystream stopped after/, "the orderly stop ran (summary printed)");
+    } finally {
+      await admin.deleteTopics({ topics: [topic] }).catch(() => {});
+      await admin.close();
     }
   });
 
