@@ -407,8 +407,11 @@ describe("Grafana dashboard", () => {
     for (const want of [
       /Throughput by outcome/,
       /Lag per partition/,
+      /Partition stalls/,
       /latency p50 \/ p99 by output/,
       /alerts by rule/i,
+      /Rule precision/,
+      /Resolved cases by rule/,
       /DLQ by reason/,
       /Dedup/,
       /Sink write latency/,

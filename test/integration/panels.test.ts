@@ -9,7 +9,9 @@
  * Scraped for real: the processor and collector (jobs paystream-processor and
  * paystream-collector, with a `namespace` target label as prometheus-operator adds), and
  * redis_exporter (Debian prometheus-redis-exporter) on the shared Redis, run with the
- * dashboard's Lua script.
+ * dashboard's Lua script. The dashboard's precision per rule (job paystream-dashboard) is served
+ * by this test: the dashboard's own gauges (registerCaseMetrics) on the /metrics endpoint every
+ * service serves, over an embedded case store in which two cases were resolved as analysts do.
  *
  * Backfilled, because they cannot run without Kubernetes: cAdvisor's container_* series and
  * kube-state-metrics' kube_* series (container limits, restarts, last termination reason, the
@@ -31,6 +33,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { EmbeddedCaseStore } from "../../src/adapters/embedded/cases.ts";
+import { registerCaseMetrics } from "../../src/dashboard/cases-api.ts";
+import { createServiceHttp, listen } from "../../src/lib/http.ts";
+import { createRegistry } from "../../src/lib/metrics.ts";
 import { createTestTopics, deleteTopics, produceTraffic, type TestTopics } from "../helpers/pipeline.ts";
 import {
   freePort,
@@ -55,6 +61,7 @@ const NAMESPACE = "paystream-panels";
 /** Another release in the same Prometheus: nothing of it may show. */
 const OTHER = "paystream-other";
 const OTHER_PROCESSOR_INSTANCE = "other-processor:9464";
+const OTHER_DASHBOARD_INSTANCE = "other-dashboard:3000";
 /**
  * `$__rate_interval`: Grafana makes it at least 4 scrape intervals; 2 m also reaches back over
  * the backfilled samples, which end when this Prometheus starts.
@@ -287,12 +294,45 @@ function openMetrics(series: FixtureSeries[], endMs: number): string {
 
 /** Label values that belong to the other release only. */
 function otherReleaseMarkers(series: FixtureSeries[]): Set<string> {
-  const marks = new Set([OTHER, OTHER_PROCESSOR_INSTANCE]);
+  const marks = new Set([OTHER, OTHER_PROCESSOR_INSTANCE, OTHER_DASHBOARD_INSTANCE]);
   for (const s of series) {
     if (s.labels.namespace !== OTHER) continue;
     for (const k of ["pod", "horizontalpodautoscaler"]) if (s.labels[k]) marks.add(s.labels[k]);
   }
   return marks;
+}
+
+// ------------------------------------------------------------------ the dashboard's metrics
+
+/**
+ * The dashboard's /metrics as it serves them: its case gauges over a case store in which an
+ * analyst resolved one card_testing case as fraud and one as legitimate.
+ */
+async function dashboardMetrics(): Promise<{ http: ReturnType<typeof createServiceHttp>; port: number }> {
+  const store = new EmbeddedCaseStore();
+  const now = Date.now();
+  const cases = await store.fileAlerts(
+    ["acc-panels-1", "acc-panels-2"].map((accountId, i) => ({
+      alertId: `panels-alert-${i}`,
+      ruleId: "card_testing",
+      ruleType: "card_testing" as const,
+      severity: "high" as const,
+      accountId,
+      transactionId: `panels-tx-${i}`,
+      eventTimeMs: now,
+      detectedAtMs: now,
+      figures: { count: 5 },
+    })),
+  );
+  assert.equal(cases.length, 2);
+  await store.setStatus(cases[0]!.caseId, { status: "resolved_fraud", by: "panels-test", atMs: now });
+  await store.setStatus(cases[1]!.caseId, { status: "resolved_legitimate", by: "panels-test", atMs: now });
+  const registry = createRegistry("dashboard");
+  registerCaseMetrics(registry, store);
+  const http = createServiceHttp({ registry });
+  const port = freePort();
+  await listen(http, "127.0.0.1", port, "panels test dashboard metrics");
+  return { http, port };
 }
 
 // ------------------------------------------------------------------ processes
@@ -329,6 +369,7 @@ describe("Grafana panels return data from a Prometheus scraping the running pipe
   let processor: Service | undefined;
   let collector: Service | undefined;
   let exporter: ReturnType<typeof spawnLogged> | undefined;
+  let dashboardHttp: ReturnType<typeof createServiceHttp> | undefined;
   let prometheus: ReturnType<typeof spawnLogged> | undefined;
   let promUrl = "";
   let markers = new Set<string>();
@@ -380,6 +421,9 @@ describe("Grafana panels return data from a Prometheus scraping the running pipe
       REDIS_SCRIPT,
     ]);
 
+    const dashboard = await dashboardMetrics();
+    dashboardHttp = dashboard.http;
+
     // Backfill last, so the samples reach up to the moment Prometheus starts.
     const data = join(dir, "prometheus");
     const fixture = kubernetesSeries();
@@ -408,6 +452,13 @@ describe("Grafana panels return data from a Prometheus scraping the running pipe
         {
           job_name: "paystream-collector",
           static_configs: [target(`127.0.0.1:${collector.port}`, { namespace: NAMESPACE })],
+        },
+        {
+          job_name: "paystream-dashboard",
+          static_configs: [
+            target(`127.0.0.1:${dashboard.port}`, { namespace: NAMESPACE }),
+            target(`127.0.0.1:${dashboard.port}`, { namespace: OTHER, instance: OTHER_DASHBOARD_INSTANCE }),
+          ],
         },
         {
           job_name: "redis-exporter",
@@ -439,6 +490,7 @@ describe("Grafana panels return data from a Prometheus scraping the running pipe
   after(async () => {
     prometheus?.child.kill();
     exporter?.child.kill();
+    await dashboardHttp?.close();
     if (collector) await stopGracefully(collector);
     if (processor) await stopGracefully(processor);
     if (topics) await deleteTopics(topics);
@@ -450,7 +502,7 @@ describe("Grafana panels return data from a Prometheus scraping the running pipe
       (p.targets ?? []).map((t) => ({ name: `"${p.title}" ${t.refId}`, expr: substitute(t.expr) })),
     );
     assert.ok(
-      panels.length >= 37 && queries.length >= 50,
+      panels.length >= 40 && queries.length >= 56,
       `${panels.length} panels, ${queries.length} queries`,
     );
     // Scrapes every second, recording rules every 15 s: poll until each query has data.
