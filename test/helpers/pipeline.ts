@@ -24,6 +24,7 @@ import {
   type GeneratorOptions,
   TrafficGenerator,
 } from "../../src/collector/generator.ts";
+import type { Label } from "../../src/contracts/labels.ts";
 import { Deduper } from "../../src/core/dedup.ts";
 import type { DlqKey } from "../../src/core/dlq-crypto.ts";
 import type { RuleSet } from "../../src/core/rules.ts";
@@ -198,4 +199,22 @@ export async function readTopic(topic: string, expected: number, timeoutMs = 20_
     await consumer.close(true).catch(() => {});
   }
   return out;
+}
+
+/** The collector's label keys (src/collector/service.ts): scenario id, Kafka key, or transaction id. */
+export function labelKey(l: Label): string {
+  return l.type === "scenario" ? l.scenario_id : l.type === "malformed" ? l.key : l.transaction_id;
+}
+
+/** Produces the labels of generated records to a labels topic, as the collector does; returns them. */
+export async function produceLabels(topic: string, sent: GeneratedRecord[]): Promise<Label[]> {
+  const labels = sent.flatMap((r) => (r.label ? [r.label] : []));
+  const producer = createProducer(conn);
+  for (let i = 0; i < labels.length; i += 1000) {
+    await producer.send({
+      messages: labels.slice(i, i + 1000).map((l) => ({ topic, key: labelKey(l), value: JSON.stringify(l) })),
+    });
+  }
+  await producer.close();
+  return labels;
 }

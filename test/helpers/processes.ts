@@ -230,16 +230,26 @@ export function runVerify(
     "--timeout",
     "120s",
   ];
-  const child = spawn("bin/paystream", args, { stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (d) => {
-    stdout += d;
+  return runPaystream(args);
+}
+
+/** `bin/paystream <args>` to its end: exit code and everything it printed. */
+export function runPaystream(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("bin/paystream", args, { stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
   });
-  child.stderr!.on("data", (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => child.on("exit", (code) => resolve({ code, stdout, stderr })));
 }
 
 /** Stops / starts one local service through the project's own script (same env: same set). */

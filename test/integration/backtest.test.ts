@@ -9,18 +9,17 @@
  * with a stricter velocity threshold reports fewer velocity alerts and nothing else changed.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createAdmin, createProducer } from "../../src/adapters/kafka/client.ts";
+import { createAdmin } from "../../src/adapters/kafka/client.ts";
 import { KafkaTopicReader } from "../../src/adapters/kafka/reader.ts";
 import { RedisAlertReader } from "../../src/adapters/redis/alerts.ts";
 import { type BacktestReport, runBacktest } from "../../src/app/backtest.ts";
 import { openRulesLog } from "../../src/app/rules-log.ts";
 import type { GeneratedRecord } from "../../src/collector/generator.ts";
-import type { Label, ScenarioLabel } from "../../src/contracts/labels.ts";
+import type { ScenarioLabel } from "../../src/contracts/labels.ts";
 import { parseRules } from "../../src/core/rules.ts";
 import {
   type AlertRecord,
@@ -37,13 +36,14 @@ import {
   conn,
   createTestTopics,
   deleteTopics,
+  produceLabels,
   produceTraffic,
   startTestProcessor,
   type TestProcessor,
   type TestTopics,
   waitFor,
 } from "../helpers/pipeline.ts";
-import { freePort, type Service, startService, waitUntil } from "../helpers/processes.ts";
+import { freePort, runPaystream, type Service, startService, waitUntil } from "../helpers/processes.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
 const TOKEN = "backtest-dashboard-token-0123456789abcdef";
@@ -69,39 +69,7 @@ function stricterDoc(threshold: number): { version: number; rules: Record<string
   };
 }
 
-function labelKey(l: Label): string {
-  return l.type === "scenario" ? l.scenario_id : l.type === "malformed" ? l.key : l.transaction_id;
-}
-
-async function produceLabels(topic: string, sent: GeneratedRecord[]): Promise<Label[]> {
-  const labels = sent.flatMap((r) => (r.label ? [r.label] : []));
-  const producer = createProducer(conn);
-  for (let i = 0; i < labels.length; i += 1000) {
-    await producer.send({
-      messages: labels.slice(i, i + 1000).map((l) => ({ topic, key: labelKey(l), value: JSON.stringify(l) })),
-    });
-  }
-  await producer.close();
-  return labels;
-}
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bin/paystream", ["rules", "backtest", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[]) => runPaystream(["rules", "backtest", ...args]);
 
 function row(result: BacktestReport["candidate"], ruleId: string): RuleRow {
   const r = result.rules.find((x) => x.rule_id === ruleId);

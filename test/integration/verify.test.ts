@@ -6,7 +6,6 @@
  * PostgreSQL and DuckDB.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -28,6 +27,7 @@ import {
   conn,
   createTestTopics,
   deleteTopics,
+  produceLabels,
   produceTraffic,
   readTopic,
   startTestProcessor,
@@ -35,42 +35,12 @@ import {
   type TestTopics,
   waitFor,
 } from "../helpers/pipeline.ts";
+import { runPaystream } from "../helpers/processes.ts";
 import { services, uniqueName } from "../helpers/services.ts";
 
 const rules = defaultRules();
 
-/** The collector's label keys (src/collector/service.ts): scenario id, Kafka key, or transaction id. */
-function labelKey(l: Label): string {
-  return l.type === "scenario" ? l.scenario_id : l.type === "malformed" ? l.key : l.transaction_id;
-}
-
-async function produceLabels(topic: string, sent: GeneratedRecord[]): Promise<Label[]> {
-  const labels = sent.flatMap((r) => (r.label ? [r.label] : []));
-  const producer = createProducer(conn);
-  for (let i = 0; i < labels.length; i += 1000) {
-    await producer.send({
-      messages: labels.slice(i, i + 1000).map((l) => ({ topic, key: labelKey(l), value: JSON.stringify(l) })),
-    });
-  }
-  await producer.close();
-  return labels;
-}
-
-function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn("bin/paystream", ["verify", ...args], { stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (b: Buffer) => {
-      stdout += b.toString();
-    });
-    child.stderr.on("data", (b: Buffer) => {
-      stderr += b.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const runCli = (args: string[]) => runPaystream(["verify", ...args]);
 
 describe("paystream verify on a real run (Kafka, Redis, DuckDB)", () => {
   let topics: TestTopics;
