@@ -11,10 +11,10 @@ export async function run(argv: string[]): Promise<number> {
   }
   const { values } = loadConfig(topicsOptions, { argv });
   const asked = values["kafka.replicas"];
-  const topics = await createTopics(values["kafka.brokers"], asked);
+  const { topics, replicas } = await createTopics(values["kafka.brokers"], asked);
   for (const [topic, t] of topics) {
     // An existing topic keeps its replication: raising it is a partition reassignment.
-    const note = t.replicas < asked ? `\t(exists with fewer replicas than ${asked}: not changed)` : "";
+    const note = t.replicas < replicas ? `\t(exists with fewer replicas than ${replicas}: not changed)` : "";
     process.stdout.write(
       `${topic}\t${t.partitions} partitions\t${t.replicas} replica${t.replicas === 1 ? "" : "s"}\tmin.insync.replicas ${t.minInsyncReplicas}\tcleanup.policy ${t.cleanupPolicy}${note}\n`,
     );

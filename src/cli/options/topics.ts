@@ -8,8 +8,10 @@ export const topicsOptions = defineOptions([
     key: "kafka.replicas",
     flag: "replicas",
     env: "PAYSTREAM_TOPIC_REPLICAS",
-    description: "replication factor for new topics (3 in production)",
+    description:
+      "replication factor for new topics (default: as the services create them, 3, or every broker of a smaller cluster)",
     parse: p.int(1, 5),
-    default: 1,
+    optional: true,
+    defaultHelp: "3, or the cluster's broker count if smaller",
   },
 ]);

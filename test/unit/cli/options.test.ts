@@ -100,7 +100,12 @@ describe("paystream topics options", () => {
   it("takes the shared --kafka and its replication factor", () => {
     const v = loadConfig(topicsOptions, { argv: ["--kafka", "a:1,b:2", "--replicas", "3"], env: {} }).values;
     const brokers: string[] = v["kafka.brokers"];
-    const replicas: number = v["kafka.replicas"];
+    const replicas: number | undefined = v["kafka.replicas"];
     assert.deepEqual([brokers, replicas], [["a:1", "b:2"], 3]);
+  });
+
+  it("leaves the replication factor to the cluster's size when not given (as the services do)", () => {
+    const v = loadConfig(topicsOptions, { argv: ["--kafka", "a:1"], env: {} }).values;
+    assert.equal(v["kafka.replicas"], undefined);
   });
 });
